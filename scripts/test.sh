@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh), then runs the whole test suite on 2 workers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -n 2 "$@"

@@ -1,0 +1,79 @@
+"""workbench: a Jupyter-centric workbench for machine-learning compilation.
+
+>>> import workbench as wb
+>>> from workbench import te
+>>> A = te.placeholder((4, 4), "float32", name="A")
+>>> B = te.compute((4, 4), lambda i, j: A[i, j] * 2.0, name="B")
+>>> f = wb.create_prim_func([A, B])
+
+Everything heavy (llvmlite, matplotlib, pandas, pyopencl, graphviz) loads on
+first use, so ``import workbench`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    # sub-packages
+    "ir": ("workbench.ir", None),
+    "te": ("workbench.ir.te", None),
+    "schedule": ("workbench.schedule", None),
+    "transform": ("workbench.transform", None),
+    "backend": ("workbench.backend", None),
+    "frontend": ("workbench.frontend", None),
+    "viz": ("workbench.viz", None),
+    "tuning": ("workbench.tuning", None),
+    # IR
+    "PrimFunc": ("workbench.ir.function", "PrimFunc"),
+    "IRModule": ("workbench.ir.function", "IRModule"),
+    "create_prim_func": ("workbench.ir.te", "create_prim_func"),
+    "var": ("workbench.ir.te", "var"),
+    "parse": ("workbench.ir.parser", "parse"),
+    "prim_func": ("workbench.ir.parser", "prim_func"),
+    "ScriptError": ("workbench.ir.parser", "ScriptError"),
+    "evaluate": ("workbench.ir.interpreter", "evaluate"),
+    "DTypeError": ("workbench.ir.dtype", "DTypeError"),
+    "assert_structural_equal": ("workbench.ir.structural", "assert_structural_equal"),
+    "structural_equal": ("workbench.ir.structural", "structural_equal"),
+    # schedule
+    "Schedule": ("workbench.schedule", "Schedule"),
+    "ScheduleError": ("workbench.schedule", "ScheduleError"),
+    "register_tensor_intrin": ("workbench.schedule", "register_tensor_intrin"),
+    "list_tensor_intrins": ("workbench.schedule", "list_tensor_intrins"),
+    # backend
+    "build": ("workbench.backend", "build"),
+    "Target": ("workbench.backend", "Target"),
+    # tuning
+    "benchmark": ("workbench.tuning", "benchmark"),
+    "machine_peak": ("workbench.tuning", "machine_peak"),
+    "tune": ("workbench.tuning", "tune"),
+}
+
+
+def __getattr__(name: str):
+    target = _LAZY.get(name)
+    if target is None:
+        # the script-form vocabulary (wb.grid, wb.block, wb.axis, wb.float32, ...)
+        script_ns = importlib.import_module("workbench.ir.script")
+        if name in script_ns.__all__:
+            value = getattr(script_ns, name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    mod, attr = target
+    m = importlib.import_module(mod)
+    value = m if attr is None else getattr(m, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    names = set(globals()) | set(_LAZY)
+    try:
+        names |= set(importlib.import_module("workbench.ir.script").__all__)
+    except Exception:
+        pass
+    return sorted(names)
