@@ -34,7 +34,6 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "parse": ("workbench.ir.parser", "parse"),
     "prim_func": ("workbench.ir.parser", "prim_func"),
     "ScriptError": ("workbench.ir.parser", "ScriptError"),
-    "evaluate": ("workbench.ir.interpreter", "evaluate"),
     "DTypeError": ("workbench.ir.dtype", "DTypeError"),
     "assert_structural_equal": ("workbench.ir.structural", "assert_structural_equal"),
     "structural_equal": ("workbench.ir.structural", "structural_equal"),
