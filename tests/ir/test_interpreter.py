@@ -1020,3 +1020,50 @@ def test_parsed_full_script_form():
     assert c[()] == ref[0]
     with pytest.raises(ValueError, match=r"argument 2 \(B\): n is 70 from A.shape\[0\] but 69 from B.shape\[0\]"):
         evaluate(f, a, b[:-1], c)
+
+
+# ---------------------------------------------------------------------------
+# random integer expressions: the interpreter's scalar path against numpy's wrapping arrays
+
+
+def _random_int_expr(rng, leaves, dtype, depth):
+    info = np.iinfo(dtype)
+    if depth == 0 or rng.random() < 0.25:
+        if rng.random() < 0.6:
+            return leaves[rng.integers(len(leaves))]
+        v = int(rng.choice([0, 1, 2, 3, 7, 16, 100, info.max, info.min, -1, -5]))
+        v = v % (info.max + 1) if info.min == 0 else v
+        return IntImm(v, dtype), (lambda n, v=v: np.full(n, v, dtype))
+    op = rng.choice(["+", "-", "*", "//", "%", "min", "max", "sel"])
+    a, fa = _random_int_expr(rng, leaves, dtype, depth - 1)
+    b, fb = _random_int_expr(rng, leaves, dtype, depth - 1)
+    if op in ("//", "%"):  # a non-zero divisor that is not -1 (INT_MIN // -1 differs between C and numpy)
+        c = int(rng.choice([2, 3, 7, 16] if info.min == 0 else [2, 3, 7, -3, 16]))
+        b, fb = IntImm(c, dtype), (lambda n, c=c: np.full(n, c, dtype))
+    build = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
+             "//": floordiv, "%": floormod, "min": min_, "max": max_, "sel": lambda x, y: Select(x < y, y, x)}[op]
+    ref = {"+": np.add, "-": np.subtract, "*": np.multiply, "//": np.floor_divide, "%": np.mod,
+           "min": np.minimum, "max": np.maximum, "sel": lambda x, y: np.where(x < y, y, x)}[op]
+    return build(a, b), (lambda n: ref(fa(n), fb(n)))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "uint8", "int64"])
+def test_random_integer_expressions_match_numpy(dtype):
+    rng = np.random.default_rng(sum(dtype.encode()))
+    n = 40
+    i, s = Var("i"), Var("s", dtype)
+    A = Buffer("A", (n,), dtype)
+    out = Buffer("O", (n,), dtype)
+    vals = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, n, dtype=dtype, endpoint=True)
+    sval = int(rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, endpoint=True))
+    iexpr = Cast(dtype, i) if dtype != "int32" else i
+    leaves = [(iexpr, lambda m: np.arange(m).astype(dtype)), (A[i], lambda m: vals),
+              (s, lambda m: np.full(m, sval, dtype))]
+    for _ in range(25):
+        e, ref = _random_int_expr(rng, leaves, dtype, 4)
+        f = prim_func([A, out], For(i, 0, n, "serial", BufferStore(out, e, (i,))), scalars=[s])
+        o = np.zeros(n, dtype)
+        evaluate(f, vals, o, sval)
+        with np.errstate(all="ignore"):
+            expected = ref(n)
+        np.testing.assert_array_equal(o, expected, err_msg=python_source(f))

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..dtype import bits_of, is_float, is_int, is_uint, to_numpy
+from ..dtype import bits_of, is_uint, to_numpy
 
 
 # ---------------------------------------------------------------------------
