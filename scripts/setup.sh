@@ -29,8 +29,8 @@ fi
 stamp=.venv/.workbench-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "[setup] installing Python packages into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  if ! .venv/bin/python -m pip install -q -e ".[test]" > .venv/pip-install.log 2>&1; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  if ! .venv/bin/python -m pip install -q -e ".[test]" --config-settings editable_mode=compat > .venv/pip-install.log 2>&1; then
     grep -v "^WARNING: Location" .venv/pip-install.log >&2
     echo "[setup] pip install failed (log: .venv/pip-install.log)" >&2
     exit 1

@@ -1,0 +1,135 @@
+"""The parallel runtime: a thread pool of our own that runs outlined loop bodies.
+
+Generated code launches a parallel loop by calling ``@__wb_launch(fn, closure,
+extent)``; that pointer is this module's ctypes callback. It splits
+``[0, extent)`` into one contiguous chunk per thread and calls the native
+``fn(begin, end, closure)`` from each pool thread through ctypes, which
+releases the GIL, so chunks run on all cores at once. The calling thread runs
+the first chunk itself. A launch from inside a pool thread (a parallel loop
+reached again inside a chunk) runs inline.
+
+The number of threads defaults to the core count; change it with
+``set_num_threads(n)`` or the environment variable ``WB_NUM_THREADS``.
+
+>>> from workbench.backend import set_num_threads, get_num_threads
+>>> old = get_num_threads(); set_num_threads(1); get_num_threads()
+1
+>>> set_num_threads(old)
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+PAR_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
+LAUNCH_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+_lock = threading.Lock()
+_num_threads: int | None = None
+_pool: ThreadPoolExecutor | None = None
+_local = threading.local()
+_fns: dict[int, object] = {}
+
+
+def _default_threads() -> int:
+    env = os.environ.get("WB_NUM_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"WB_NUM_THREADS must be a positive integer, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"WB_NUM_THREADS must be a positive integer, got {env!r}")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def get_num_threads() -> int:
+    """Threads that run a parallel loop (the core count unless set)."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_threads()
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Run parallel loops on ``n`` threads (``n >= 1``).
+
+    >>> set_num_threads(2)
+    """
+    global _num_threads, _pool
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"the number of threads must be a positive integer, got {n!r}")
+    with _lock:
+        if n != _num_threads and _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _num_threads = n
+
+
+def _mark_worker():
+    _local.worker = True
+
+
+def _get_pool(n: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, n - 1), thread_name_prefix="wb-par",
+                                       initializer=_mark_worker)
+        return _pool
+
+
+def _native(addr: int):
+    fn = _fns.get(addr)
+    if fn is None:
+        fn = _fns[addr] = PAR_FN(addr)
+    return fn
+
+
+def chunks(extent: int, n: int) -> list[tuple[int, int]]:
+    """``[0, extent)`` split into at most ``n`` contiguous, nearly equal chunks.
+
+    >>> chunks(10, 3)
+    [(0, 4), (4, 7), (7, 10)]
+    """
+    n = max(1, min(n, extent))
+    q, r = divmod(extent, n)
+    out, start = [], 0
+    for k in range(n):
+        end = start + q + (1 if k < r else 0)
+        out.append((start, end))
+        start = end
+    return out
+
+
+def launch(fn_addr, closure, extent) -> int:
+    """Run ``fn(begin, end, closure)`` over ``[0, extent)`` on the pool; returns the first nonzero code."""
+    try:
+        fn = _native(fn_addr)
+        if extent <= 0:
+            return 0
+        n = get_num_threads()
+        if n == 1 or extent == 1 or getattr(_local, "worker", False):
+            return int(fn(0, extent, closure))
+        parts = chunks(extent, n)
+        pool = _get_pool(n)
+        futs = [pool.submit(fn, b, e, closure) for b, e in parts[1:]]
+        rc = int(fn(parts[0][0], parts[0][1], closure))
+        for f in futs:
+            r = int(f.result())
+            rc = rc or r
+        return rc
+    except Exception:  # never let a Python exception unwind through native frames
+        return 99
+
+
+LAUNCH = LAUNCH_FN(launch)
+LAUNCH_ADDR = ctypes.cast(LAUNCH, ctypes.c_void_p).value
+
+__all__ = ["set_num_threads", "get_num_threads", "launch", "chunks", "LAUNCH_ADDR"]
