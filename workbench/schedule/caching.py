@@ -1,0 +1,252 @@
+"""Caching and storage: ``cache_read``, ``cache_write``, ``set_scope``, ``storage_align``.
+
+Every scope (``global``, ``shared``, ``local``) builds for the CPU too. Cache blocks copy
+the whole buffer (correct for symbolic sizes too); move them with ``compute_at`` /
+``reverse_compute_at`` to copy only what a loop needs.
+"""
+from __future__ import annotations
+
+from ..ir.buffer import SCOPES, Buffer
+from ..ir.expr import BufferLoad, IntImm, Var
+from ..ir.functor import substitute
+from ..ir.node import FrozenDict
+from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, IterVar, SeqStmt, seq
+from .errors import DependenceError, ScheduleArgumentError
+from .legality import buffer_users, refresh_regions
+from .loops import loop_names
+from .state import Outcome
+from .tree import Index, fresh_name, replace_in_stmt, replace_many
+
+
+def _check_scope(scope: str, what: str):
+    if scope not in SCOPES:
+        raise ScheduleArgumentError(f"{what}: unknown storage scope {scope!r}; expected one of {', '.join(SCOPES)}")
+
+
+def _region_buffer(blk: Block, regions, k, kind: str, realize):
+    if not isinstance(k, int) or isinstance(k, bool) or not (0 <= k < len(regions)):
+        names = ", ".join(f"{n}: {r.buffer.name}" for n, r in enumerate(regions)) or "none"
+        raise ScheduleArgumentError(f"block {blk.name} has no {kind} buffer number {k!r}; its {kind} buffers are "
+                                    f"{names}", node=realize)
+    return regions[k].buffer
+
+
+def _copy_block(sch, name: str, src: Buffer, dst: Buffer):
+    """``for ax...: with block(name): dst[v...] = src[v...]`` over the whole buffer."""
+    taken = loop_names(sch.func)
+    ivs, loops = [], []
+    for d, ext in enumerate(src.shape):
+        v = Var(f"v{d}", ext.dtype)
+        lv = Var(fresh_name(f"ax{d}", taken), ext.dtype)
+        taken.add(lv.name)
+        ivs.append(IterVar(v, ext, IterType.SPATIAL))
+        loops.append((lv, ext))
+    idx = tuple(iv.var for iv in ivs)
+    blk = refresh_regions(Block(name, tuple(ivs), (), (), BufferStore(dst, BufferLoad(src, idx), idx)))
+    nest = BlockRealize(tuple(lv for lv, _ in loops), IntImm(1, "bool"), blk)
+    for lv, ext in reversed(loops):
+        nest = For(lv, IntImm(0, ext.dtype), ext, ForKind.SERIAL, nest)
+    return nest
+
+
+def _top_stmt(anc: tuple, scope: BlockRealize, node):
+    """The statement directly in the scope's body that holds ``node``."""
+    chain = list(anc) + [node]
+    for k, a in enumerate(chain):
+        if a is scope.block:
+            return chain[k + 1] if not isinstance(chain[k + 1], SeqStmt) else chain[k + 2]
+    raise AssertionError("node not under scope")
+
+
+def _buf_name(base: str, scope: str, func) -> str:
+    idx = Index(func)
+    taken = {b.name for b in func.buffer_map.values()}
+    for n in idx.order:
+        taken |= {b.name for b in idx.block(n).alloc_buffers}
+    return fresh_name(f"{base}_{scope.replace('.', '_')}", taken)
+
+
+def _with_alloc(func, scope_name: str, buf: Buffer):
+    idx = Index(func)
+    real = idx.realize(scope_name)
+    return replace_many(func, {id(real): real.replace(block=real.block.replace(
+        alloc_buffers=real.block.alloc_buffers + (buf,)))})
+
+
+def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=None) -> Outcome:
+    """Read a buffer through a cache in ``scope``; returns the new cache block.
+
+    Every consumer of the buffer reads the cache instead, unless ``consumer_blocks=``
+    names the ones that should.
+
+    Before::
+
+        for i, j in wb.grid(64, 64):
+            with wb.block("B"):
+                vi, vj = wb.axis.remap("SS", [i, j])
+                B[vi, vj] = A[vi, vj] * 2.0
+
+    ``sch.cache_read(sch.get_block("B"), 0, "shared")`` gives::
+
+        A_shared = wb.alloc_buffer((64, 64), scope="shared")
+        for ax0, ax1 in wb.grid(64, 64):
+            with wb.block("A_shared"):
+                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
+                A_shared[v0, v1] = A[v0, v1]
+        for i, j in wb.grid(64, 64):
+            with wb.block("B"):
+                vi, vj = wb.axis.remap("SS", [i, j])
+                B[vi, vj] = A_shared[vi, vj] * 2.0
+    """
+    realize, anc = sch.block_of(block)
+    blk = realize.block
+    _check_scope(scope, f"cannot cache_read for block {blk.name}")
+    buf = _region_buffer(blk, blk.reads, read_buffer_index, "read", realize)
+    idx = sch.index()
+    sc = idx.scope_of(anc)
+    in_scope = idx.blocks_in_scope(sc)
+    writers, readers = buffer_users(idx, buf)
+    writers = [w for w in writers if w in in_scope]
+    if consumer_blocks is None:
+        targets = [r for r in readers if r in in_scope]
+    else:
+        targets = [sch.block_of(b)[0].block.name for b in consumer_blocks]
+        for t in targets:
+            if t not in readers:
+                raise ScheduleArgumentError(f"cannot cache_read {buf.name}: block {t} does not read it",
+                                            node=idx.realize(t))
+    cname = _buf_name(buf.name, scope, sch.func)
+    cbuf = Buffer(cname, buf.shape, buf.dtype, scope=scope)
+    bname = fresh_name(cname, idx.blocks)
+    nest = _copy_block(sch, bname, buf, cbuf)
+    mapping = {}
+    for t in targets:
+        r = idx.realize(t)
+        nb = substitute(r.block, {}, {buf: cbuf})
+        mapping[id(r)] = r.replace(block=nb)
+    body = sc.block.body
+    items = list(body.seq) if isinstance(body, SeqStmt) else [body]
+    if writers:
+        last = idx.blocks[writers[-1]]
+        top = _top_stmt(last[1], sc, last[0])
+        at = [k for k, s in enumerate(items) if s is top][0] + 1
+        for t in targets:
+            t_real, t_anc = idx.blocks[t]
+            if _top_stmt(t_anc, sc, t_real) is top:
+                raise DependenceError(
+                    f"cannot cache_read {buf.name} for block {t}: it is in the same loop nest as the block "
+                    f"{writers[-1]} that writes {buf.name}, so a copy of the whole buffer cannot go between them",
+                    detail="cache_read first, then move blocks with compute_at.", node=t_real)
+    else:
+        at = 0
+    new_items = [replace_in_stmt(s, mapping) for s in items]
+    new_items.insert(at, nest)
+    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
+    func = replace_many(sch.func, {id(sc): new_sc})
+    return Outcome(func=func, outputs=("block", bname))
+
+
+def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
+    """Write a buffer through a cache in ``scope``; returns the new block copying the cache back.
+
+    Before::
+
+        for i, j in wb.grid(64, 64):
+            with wb.block("B"):
+                vi, vj = wb.axis.remap("SS", [i, j])
+                B[vi, vj] = A[vi, vj] * 2.0
+
+    ``sch.cache_write(sch.get_block("B"), 0, "local")`` gives::
+
+        B_local = wb.alloc_buffer((64, 64), scope="local")
+        for i, j in wb.grid(64, 64):
+            with wb.block("B"):
+                vi, vj = wb.axis.remap("SS", [i, j])
+                B_local[vi, vj] = A[vi, vj] * 2.0
+        for ax0, ax1 in wb.grid(64, 64):
+            with wb.block("B_local"):
+                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
+                B[v0, v1] = B_local[v0, v1]
+    """
+    realize, anc = sch.block_of(block)
+    blk = realize.block
+    _check_scope(scope, f"cannot cache_write for block {blk.name}")
+    buf = _region_buffer(blk, blk.writes, write_buffer_index, "write", realize)
+    idx = sch.index()
+    sc = idx.scope_of(anc)
+    writers, _ = buffer_users(idx, buf)
+    if writers != [blk.name]:
+        other = [w for w in writers if w != blk.name][0]
+        raise ScheduleArgumentError(f"cannot cache_write {buf.name} of block {blk.name}: block {other} also writes it",
+                                    node=realize)
+    cname = _buf_name(buf.name, scope, sch.func)
+    cbuf = Buffer(cname, buf.shape, buf.dtype, scope=scope)
+    bname = fresh_name(cname, idx.blocks)
+    nest = _copy_block(sch, bname, cbuf, buf)
+    new_real = realize.replace(block=substitute(blk, {}, {buf: cbuf}))
+    body = sc.block.body
+    items = list(body.seq) if isinstance(body, SeqStmt) else [body]
+    top = _top_stmt(anc, sc, realize)
+    for r in buffer_users(idx, buf)[1]:
+        if r != blk.name:
+            r_real, r_anc = idx.blocks[r]
+            if idx.scope_of(r_anc) is sc and _top_stmt(r_anc, sc, r_real) is top:
+                raise DependenceError(
+                    f"cannot cache_write {buf.name} of block {blk.name}: block {r} reads it in the same loop nest, "
+                    "so a copy of the whole buffer back after that nest would come too late",
+                    detail="cache_write first, then move blocks with compute_at.", node=r_real)
+    at = [k for k, s in enumerate(items) if s is top][0] + 1
+    new_items = [replace_in_stmt(s, {id(realize): new_real}) for s in items]
+    new_items.insert(at, nest)
+    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
+    func = replace_many(sch.func, {id(sc): new_sc})
+    return Outcome(func=func, outputs=("block", bname))
+
+
+def set_scope(sch, block, buffer_index: int, storage_scope: str) -> Outcome:
+    """Change the storage scope of a buffer the block writes (not a function parameter).
+
+    Before: ``B = wb.alloc_buffer((64,))``; after ``sch.set_scope(b, 0, "shared")``:
+    ``B = wb.alloc_buffer((64,), scope="shared")``.
+    """
+    realize, anc = sch.block_of(block)
+    blk = realize.block
+    _check_scope(storage_scope, f"cannot set the scope of a buffer of block {blk.name}")
+    buf = _region_buffer(blk, blk.writes, buffer_index, "write", realize)
+    if buf in set(sch.func.buffer_map.values()):
+        raise ScheduleArgumentError(f"cannot set the scope of {buf.name}: it is a parameter of the function, whose "
+                                    "memory the caller provides", node=realize)
+    if buf.scope == storage_scope:
+        return Outcome()
+    nb = buf.replace(scope=storage_scope)
+    return Outcome(func=sch.func.replace(body=substitute(sch.func.body, {}, {buf: nb})))
+
+
+def storage_align(sch, block, buffer_index: int, axis: int, factor: int, offset: int) -> Outcome:
+    """Pad the stride of ``axis`` of a written buffer to ``k * factor + offset`` (avoids bank conflicts).
+
+    Recorded as the block annotation ``buffer_dim_align`` (as in TVM), read by lowering.
+    Before: ``with wb.block("B"):``; after ``sch.storage_align(b, 0, axis=0, factor=32, offset=1)``:
+    ``wb.block_attr({"buffer_dim_align": [[0, 0, 32, 1]]})`` in block ``B``.
+    """
+    realize, anc = sch.block_of(block)
+    blk = realize.block
+    buf = _region_buffer(blk, blk.writes, buffer_index, "write", realize)
+    nd = len(buf.shape)
+    if not isinstance(axis, int) or not (-nd <= axis < nd):
+        raise ScheduleArgumentError(f"cannot storage_align {buf.name}: axis {axis!r} is out of range for a "
+                                    f"{nd}-dimensional buffer", node=realize)
+    if axis < 0:
+        axis += nd
+    if not isinstance(factor, int) or factor <= 0:
+        raise ScheduleArgumentError(f"cannot storage_align {buf.name}: factor must be a positive int, got {factor!r}",
+                                    node=realize)
+    if not isinstance(offset, int) or not (0 <= offset < factor):
+        raise ScheduleArgumentError(f"cannot storage_align {buf.name}: offset must be an int in [0, {factor}), "
+                                    f"got {offset!r}", node=realize)
+    ann = dict(blk.annotations)
+    entries = [list(e) for e in ann.get("buffer_dim_align", []) if not (e[0] == buffer_index and e[1] == axis)]
+    entries.append([buffer_index, axis, factor, offset])
+    ann["buffer_dim_align"] = entries
+    new_real = realize.replace(block=blk.replace(annotations=FrozenDict(ann)))
+    return Outcome(func=replace_many(sch.func, {id(realize): new_real}))

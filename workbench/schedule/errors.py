@@ -1,0 +1,138 @@
+"""Errors raised by schedule primitives.
+
+Every illegal request raises a :class:`ScheduleError` (also a ``ValueError``). Its
+message starts with one sentence naming the block or loop and the reason; ``str()``
+then shows the program with the offending place marked ``# <-- here``. The
+schedule is left exactly as it was before the request.
+
+>>> import workbench as wb
+>>> issubclass(wb.ScheduleError, ValueError)
+True
+"""
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+
+class ScheduleError(ValueError):
+    """A schedule primitive refused a request.
+
+    ``message`` is the one-sentence reason, ``detail`` more explanation, ``func`` the
+    program the request was made on and ``node`` the loop or block it concerns.
+    """
+
+    def __init__(self, message: str, *, detail: str = "", func: Any = None, node: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.func = func
+        self.node = node
+
+    # the rendered program with the place marked -----------------------------------
+    def _program_lines(self) -> tuple[list[str], int | None]:
+        if self.func is None:
+            return [], None
+        try:
+            from ..ir.printer import script
+
+            text = script(self.func)
+        except Exception:
+            return [], None
+        lines = text.splitlines()
+        return lines, _find_line(lines, self.node)
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.detail:
+            parts.append(self.detail)
+        lines, at = self._program_lines()
+        if lines:
+            if at is not None:
+                lines = list(lines)
+                lines[at] = lines[at] + "  # <-- here"
+            parts.append("in the program:\n" + "\n".join(lines))
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        lines, at = self._program_lines()
+        out = [f"<div><b>{type(self).__name__}</b>: {html.escape(self.message)}</div>"]
+        if self.detail:
+            out.append(f"<div>{html.escape(self.detail)}</div>")
+        if lines:
+            rows = []
+            for k, line in enumerate(lines):
+                esc = html.escape(line)
+                if k == at:
+                    esc = f'<span style="background:#fdd">{esc}  # &lt;-- here</span>'
+                rows.append(esc)
+            out.append("<pre>" + "\n".join(rows) + "</pre>")
+        return "\n".join(out)
+
+
+def _find_line(lines: list[str], node: Any) -> int | None:
+    if node is None:
+        return None
+    from ..ir.stmt import Block, BlockRealize, For
+
+    if isinstance(node, BlockRealize):
+        node = node.block
+    if isinstance(node, Block):
+        pat = re.compile(r'wb\.block\(\s*["\']' + re.escape(node.name) + r'["\']')
+    elif isinstance(node, For):
+        name = re.escape(node.loop_var.name)
+        pat = re.compile(r"^\s*for\s+(.*\b" + name + r"\b.*)\s+in\s")
+    else:
+        return None
+    for k, line in enumerate(lines):
+        if pat.search(line):
+            return k
+    return None
+
+
+class ScheduleArgumentError(ScheduleError):
+    """A bad argument: a zero or negative factor, an unknown scope, an index out of range."""
+
+
+class BlockNotFoundError(ScheduleError):
+    """No block of that name."""
+
+
+class InvalidHandleError(ScheduleError):
+    """A handle that no longer names a loop or block (a previous step removed it)."""
+
+
+class NotAChainError(ScheduleError):
+    """Loops that are not nested in one single-branch chain (reorder, fuse)."""
+
+
+class ReductionLoopError(ScheduleError):
+    """A reduction loop used where only spatial loops are allowed (parallel, vectorize, bind)."""
+
+
+class NonAffineBindingError(ScheduleError):
+    """A block whose iteration variables are not affine in its loops."""
+
+
+class DependenceError(ScheduleError):
+    """Moving or merging a computation would break a producer-consumer dependence."""
+
+
+class ComputeLocationError(DependenceError):
+    """compute_at / reverse_compute_at to a loop that cannot hold the block."""
+
+
+class InlineError(ScheduleError):
+    """A block that cannot be inlined (reduction, several writes, non-trivial indices, an output)."""
+
+
+class RegionCoverError(DependenceError):
+    """Producers no longer cover the region their consumers read."""
+
+
+__all__ = [
+    "ScheduleError", "ScheduleArgumentError", "BlockNotFoundError", "InvalidHandleError", "NotAChainError",
+    "ReductionLoopError", "NonAffineBindingError", "DependenceError", "ComputeLocationError", "InlineError",
+    "RegionCoverError",
+]
