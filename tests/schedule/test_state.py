@@ -15,7 +15,7 @@ def test_exports():
     for name in ["InvalidHandleError", "ScheduleArgumentError", "NotAChainError", "ReductionLoopError",
                  "ComputeLocationError", "InlineError", "DependenceError", "BlockNotFoundError"]:
         assert issubclass(getattr(wb.schedule, name), wb.ScheduleError)
-    assert wb.schedule.list_tensor_intrins() == []
+    assert "matmul_add_4x4" in wb.schedule.list_tensor_intrins().names()
 
 
 def test_history_undo_fork():

@@ -81,6 +81,9 @@ def _compile(funcs: dict, tgt: Target, checks: bool):
     times: dict = {}
     t0 = time.perf_counter()
     lowered = {n: lower(f, tgt, checks=checks) for n, f in funcs.items()}
+    from .llvm.target_intrinsics import check_target_intrinsics
+
+    check_target_intrinsics(lowered, tgt)  # llvm.x86.* calls need their CPU features
     t1 = time.perf_counter()
     cg = ModuleCodegen("workbench")
     infos = {}

@@ -66,7 +66,12 @@ class Target:
         if cpu is None or mattr is None:
             host_cpu, host_feats = host_cpu_info()
         self.cpu = cpu if cpu is not None else host_cpu
-        if mattr is None:
+        if mattr is None and cpu is not None and cpu != host_cpu:
+            # a named CPU other than the host: its own features, not the host's
+            from .llvm.target_intrinsics import cpu_features
+
+            self._mattr = cpu_features(cpu) or []
+        elif mattr is None:
             self._mattr = host_feats
         else:
             # explicit -mattr: the listed features on top of nothing but what is asked

@@ -24,15 +24,8 @@ from .trace import BlockRV, ExprRV, Instruction, LoopRV, Trace
 _attach_primitives()
 
 
-def register_tensor_intrin(*args, **kwargs):  # pragma: no cover - later issue
-    """Register a tensor intrinsic (not implemented yet: blockize/tensorize come in a later issue)."""
-    raise NotImplementedError("tensor intrinsics (blockize/tensorize) are not implemented yet")
-
-
-def list_tensor_intrins() -> list[str]:
-    """Names of the registered tensor intrinsics (none yet)."""
-    return []
+from .tensor_intrin import get_tensor_intrin, list_tensor_intrins, register_tensor_intrin  # noqa: E402
 
 
 __all__ = list(_errors_all) + ["Schedule", "Step", "BlockRV", "LoopRV", "ExprRV", "Instruction", "Trace",
-                               "register_tensor_intrin", "list_tensor_intrins"]
+                               "register_tensor_intrin", "list_tensor_intrins", "get_tensor_intrin"]

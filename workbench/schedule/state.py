@@ -348,6 +348,8 @@ def _attach_primitives():
         "layout": ["transform_layout"],
         "reduction": ["decompose_reduction", "rfactor"],
         "sampling": ["sample_perfect_tile", "sample_categorical", "sample_compute_location"],
+        "blockize": ["blockize"],
+        "tensorize": ["tensorize"],
     }
     for modname, names in table.items():
         for name in names:

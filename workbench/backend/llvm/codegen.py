@@ -758,6 +758,11 @@ class _FuncGen:
         return b.zext(v, dt) if (is_uint(se) or se == "bool") else b.sext(v, dt)
 
     def e_Call(self, e: E.Call):
+        from .target_intrinsics import emit_call  # reinterpret, llvm.x86.* with bfloat16 arguments
+
+        special = emit_call(self, e)
+        if special is not None:
+            return special
         op = e.op
         b = self.b
         if op == "if_then_else":

@@ -28,6 +28,7 @@ from ...ir.expr import IntImm, logical_and
 from ...ir.function import PrimFunc
 from ...ir.functor import Mutator, substitute
 from ...ir.stmt import (Allocate, Block, BlockRealize, IfThenElse, IterType, seq)
+from .vecexpr import vadd
 
 
 class _LowerBlocks(Mutator):
@@ -76,7 +77,7 @@ class _MatchBuffers(Mutator):
         src, mins, kept = hit
         full = list(mins)
         for d, idx in zip(kept, indices):
-            full[d] = mins[d] + idx
+            full[d] = vadd(mins[d], idx)  # idx may be a vector (a Ramp of an intrinsic's vector load)
         return src, tuple(full)
 
     def visit_BufferLoad(self, e):

@@ -1,0 +1,262 @@
+"""``blockize``: wrap the sub-tree under a loop (or a run of sibling blocks) into an outer block.
+
+The outer block's iteration variables are the *outer* parts of the inner block's
+bindings, found by dividing each binding into an outer and an inner part
+(``workbench.ir.arith.subspace_divide``): ``vi = i_0 * 16 + i_1`` becomes
+``vi_o = i_0`` outside and ``vi_i = i_1`` inside, with ``vi = vi_o * 16 + vi_i``
+in the body. Its read and write regions cover what the inner loops touch. This is
+the step before ``tensorize``: the outer block is the unit a tensor intrinsic replaces.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..ir.arith import Analyzer, detect_iter_map, subspace_divide
+from ..ir.expr import IntImm, Range, Var, as_int
+from ..ir.functor import substitute
+from ..ir.stmt import Block, BlockRealize, For, ForKind, IterType, IterVar, SeqStmt
+from .errors import NonAffineBindingError, ScheduleArgumentError, ScheduleError
+from .state import Outcome
+from .trace import BlockRV, LoopRV
+from .tree import Index, child_blocks, fresh_name, rebuild, replace_in_stmt, replace_many
+
+
+class BlockizeError(ScheduleError):
+    """The sub-tree cannot become one block (several blocks under the loop, blocks that are not siblings, ...)."""
+
+
+class BindingDivisionError(BlockizeError, NonAffineBindingError):
+    """A block binding that does not divide into a part outside the loop and a part inside it."""
+
+
+def _refresh(block: Block) -> Block:
+    from .legality import refresh_regions
+
+    return refresh_regions(block)
+
+
+def blockize(sch, target: "LoopRV | Sequence[BlockRV]", preserve_unit_iters: bool = True) -> Outcome:
+    """Wrap everything under ``target`` (a loop, or a list of sibling blocks) into a new outer block.
+
+    Returns the outer block's handle (named ``<block>_o``). A reduction's ``init`` moves to
+    the outer block, so it still runs once per output element.
+
+    Before::
+
+        for i_0, j_0, i_1, j_1, k in wb.grid(8, 8, 16, 16, 128):
+            with wb.block("C"):
+                vi = wb.axis.spatial(128, i_0 * 16 + i_1)
+                vj = wb.axis.spatial(128, j_0 * 16 + j_1)
+                vk = wb.axis.reduce(128, k)
+                C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
+
+    ``sch.blockize(i_1)`` gives::
+
+        for i_0, j_0 in wb.grid(8, 8):
+            with wb.block("C_o"):
+                vi_o, vj_o = wb.axis.remap("SS", [i_0, j_0])
+                wb.reads(C[vi_o * 16:vi_o * 16 + 16, vj_o * 16:vj_o * 16 + 16], A[...], B[...])
+                wb.writes(C[vi_o * 16:vi_o * 16 + 16, vj_o * 16:vj_o * 16 + 16])
+                for i_1, j_1, k in wb.grid(16, 16, 128):
+                    with wb.block("C"):
+                        vi_i, vj_i, vk_i = wb.axis.remap("SSR", [i_1, j_1, k])
+                        C[vi_o * 16 + vi_i, vj_o * 16 + vj_i] = ...
+
+    ``sch.blockize([b1, b2])`` wraps consecutive sibling blocks into one block without
+    iteration variables.
+
+    Example (``sch`` a Schedule, ``ii`` a loop handle)::
+
+        outer = sch.blockize(ii)
+    """
+    if isinstance(target, LoopRV):
+        return _blockize_loop(sch, target, preserve_unit_iters)
+    if isinstance(target, BlockRV):
+        target = [target]
+    if isinstance(target, (list, tuple)) and target and all(isinstance(b, BlockRV) for b in target):
+        return _blockize_blocks(sch, list(target))
+    raise ScheduleArgumentError(f"blockize needs a loop handle or a list of block handles, got {target!r}")
+
+
+def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
+    f_loop, anc = sch.loop_of(loop)
+    lname = f_loop.loop_var.name
+    realizes = child_blocks(f_loop)
+    if len(realizes) != 1:
+        names = ", ".join(r.block.name for r in realizes) or "none"
+        raise BlockizeError(
+            f"cannot blockize loop {lname}: it holds {len(realizes)} blocks ({names}), but blockize of a loop "
+            f"needs exactly one; blockize a list of sibling blocks instead (sch.blockize([b1, b2]))", node=f_loop)
+    realize = realizes[0]
+    block = realize.block
+    idx = sch.index()
+    _, r_anc = idx.blocks[block.name]
+    # loops from f_loop down to the block; loops above f_loop up to the enclosing block
+    path = list(r_anc)
+    k0 = next(k for k, a in enumerate(path) if a is f_loop)
+    inner_loops = [a for a in path[k0:] if isinstance(a, For)]
+    outer_loops = []
+    for a in reversed(path[:k0]):
+        if isinstance(a, (Block, BlockRealize)):
+            break
+        if isinstance(a, For):
+            outer_loops.append(a)
+    outer_loops.reverse()
+    for f in outer_loops + inner_loops:
+        if as_int(f.extent) is None or as_int(f.min) is None:
+            raise BlockizeError(f"cannot blockize loop {lname}: loop {f.loop_var.name} has the symbolic extent "
+                                f"`{f.extent}`; blockize needs constant loop bounds", node=f)
+    doms = {f.loop_var: Range(f.min, f.extent) for f in outer_loops + inner_loops}
+    inner_vars = [f.loop_var for f in inner_loops]
+    div = subspace_divide(list(realize.iter_values), doms, inner_vars, realize.predicate)
+    if div is None:
+        errs: list = []
+        detect_iter_map(list(realize.iter_values), doms, errors=errs)
+        why = errs[0] if errs else "an index mixes loops inside and outside the blockized loop in a way that " \
+                                   "does not split into outer * extent + inner"
+        binds = ", ".join(f"{iv.var.name} = {v}" for iv, v in zip(block.iter_vars, realize.iter_values))
+        raise BindingDivisionError(
+            f"cannot blockize loop {lname}: the bindings of block {block.name} do not divide into a part outside "
+            f"loop {lname} and a part inside it ({why})",
+            detail=f"bindings: {binds}; loops inside: {', '.join(v.name for v in inner_vars)}. Each binding must "
+                   f"be `outer * inner_extent + inner`, e.g. i_0 * 16 + i_1 with i_1 inside.",
+            node=f_loop)
+    an = Analyzer()
+    outer_ivs, outer_vals, inner_ivs, inner_vals = [], [], [], []
+    vmap = {}
+    taken_vars = {iv.var.name for iv in block.iter_vars}
+    for iv, d in zip(block.iter_vars, div):
+        if as_int(iv.dom.min) not in (0,):
+            raise BlockizeError(f"cannot blockize loop {lname}: iteration variable {iv.var.name} of block "
+                                f"{block.name} starts at {iv.dom.min}, not 0", node=f_loop)
+        o, i, oe, ie = d.outer, d.inner, d.outer_extent, d.inner_extent
+        dt = iv.var.dtype
+        if oe != 1:
+            vo = Var(fresh_name(iv.var.name + "_o", taken_vars), dt)
+            taken_vars.add(vo.name)
+            outer_ivs.append(IterVar(vo, Range(IntImm(0, dt), IntImm(oe, dt)), iv.iter_type))
+            outer_vals.append(o)
+            o_term = vo
+        else:
+            o_term = o
+        if ie != 1 or preserve_unit_iters and _uses_inner(i, inner_vars):
+            vi = Var(fresh_name(iv.var.name + "_i", taken_vars), dt)
+            taken_vars.add(vi.name)
+            inner_ivs.append(IterVar(vi, Range(IntImm(0, dt), IntImm(ie, dt)), iv.iter_type))
+            inner_vals.append(i)
+            i_term = vi
+        else:
+            i_term = i
+        vmap[iv.var] = an.simplify(o_term * ie + i_term) if ie != 1 else an.simplify(o_term + i_term)
+    for iv in outer_ivs + inner_ivs:
+        an.bind(iv.var, iv.dom)
+    new_inner = Block(block.name, tuple(inner_ivs), substitute(block.reads, vmap), substitute(block.writes, vmap),
+                      simplify_indices(substitute(block.body, vmap), an), None, block.alloc_buffers,
+                      substitute(block.match_buffers, vmap), block.annotations)
+    new_inner_realize = BlockRealize(tuple(inner_vals), realize.predicate, new_inner)
+    outer_init = None
+    if block.init is not None:
+        outer_init = _outer_init(block, simplify_indices(substitute(block.init, vmap), an), inner_ivs, idx)
+    body = replace_in_stmt(f_loop, {id(realize): new_inner_realize})
+    outer_name = fresh_name(block.name + "_o", idx.blocks)
+    outer = _refresh(Block(outer_name, tuple(outer_ivs), (), (), body, outer_init))
+    outer_realize = BlockRealize(tuple(outer_vals), IntImm(1, "bool"), outer)
+    return Outcome(func=rebuild(sch.func, anc, f_loop, outer_realize), outputs=("block", outer_name))
+
+
+def simplify_indices(stmt, an: Analyzer):
+    """``stmt`` with every buffer index simplified (``(vj_o * 8 + vj_i) // 8`` -> ``vj_o``)."""
+    from ..ir.functor import Mutator
+
+    class _S(Mutator):
+        def visit_BufferLoad(self, e):
+            e = self.generic_visit(e)
+            return e.replace(indices=tuple(an.simplify(i) for i in e.indices))
+
+        def visit_BufferStore(self, s):
+            s = self.generic_visit(s)
+            return s.replace(indices=tuple(an.simplify(i) for i in s.indices))
+
+    return _S().visit(stmt)
+
+
+def _uses_inner(e, inner_vars) -> bool:
+    from ..ir.functor import uses_var
+
+    ids = {id(v) for v in inner_vars}
+    return uses_var(e, lambda v: id(v) in ids)
+
+
+def _outer_init(block: Block, init, inner_ivs, idx: Index):
+    """The reduction's init for the outer block: a loop nest over the inner spatial iteration variables."""
+    from ..ir.functor import collect_vars
+
+    used = {id(v) for v in collect_vars(init)}
+    spatial = [iv for iv in inner_ivs if iv.iter_type == IterType.SPATIAL and id(iv.var) in used]
+    reduce_used = [iv for iv in inner_ivs if iv.iter_type != IterType.SPATIAL and id(iv.var) in used]
+    if reduce_used:
+        raise BlockizeError(f"cannot blockize block {block.name}: its init uses the reduction variable "
+                            f"{reduce_used[0].var.name}")
+    if not spatial:
+        return init
+    taken = {v.name for v in idx.loops}
+    loop_vars, init_ivs = [], []
+    for iv in spatial:
+        base = iv.var.name[:-2] if iv.var.name.endswith("_i") else iv.var.name
+        lv = Var(fresh_name(base.lstrip("v_") or base, taken) + "_init", iv.var.dtype)
+        taken.add(lv.name)
+        loop_vars.append(lv)
+        init_ivs.append(IterVar(Var(iv.var.name, iv.var.dtype), iv.dom, IterType.SPATIAL))
+    body = substitute(init, {iv.var: niv.var for iv, niv in zip(spatial, init_ivs)})
+    init_block = _refresh(Block(fresh_name(block.name + "_init", idx.blocks), tuple(init_ivs), (), (), body))
+    stmt = BlockRealize(tuple(loop_vars), IntImm(1, "bool"), init_block)
+    for lv, iv in reversed(list(zip(loop_vars, init_ivs))):
+        stmt = For(lv, IntImm(0, lv.dtype), iv.dom.extent, ForKind.SERIAL, stmt)
+    return stmt
+
+
+def _blockize_blocks(sch, blocks: list) -> Outcome:
+    found = [sch.block_of(b) for b in blocks]
+    names = [r.block.name for r, _ in found]
+    if len(set(names)) != len(names):
+        raise ScheduleArgumentError(f"blockize: a block is given twice among {', '.join(names)}")
+    # the lowest common ancestor, and the statement directly under it that holds each block
+    common = 0
+    first = found[0][1]
+    while all(len(anc) > common and anc[common] is first[common] for _, anc in found) and common < len(first):
+        common += 1
+    parent = first[common - 1]
+    tops = [anc[common] if len(anc) > common else r for r, anc in found]
+    if len({id(t) for t in tops}) != len(tops):
+        raise BlockizeError(f"cannot blockize blocks {', '.join(names)}: two of them share a loop that is not "
+                            "shared by all; blockize that loop instead", node=found[0][0])
+    if len(found) == 1:
+        group = [tops[0]]
+    else:
+        if not isinstance(parent, SeqStmt):
+            raise BlockizeError(f"cannot blockize blocks {', '.join(names)}: they are not siblings")
+        pos = sorted(next(k for k, s in enumerate(parent.seq) if s is t) for t in tops)
+        if pos != list(range(pos[0], pos[0] + len(pos))):
+            raise BlockizeError(f"cannot blockize blocks {', '.join(names)}: they are not consecutive; other "
+                                "statements sit between them", node=found[0][0])
+        group = [parent.seq[k] for k in pos]
+    for t in group:
+        for r in child_blocks(t) if not isinstance(t, BlockRealize) else [t]:
+            if r.block.name not in names:
+                raise BlockizeError(f"cannot blockize blocks {', '.join(names)}: block {r.block.name} sits "
+                                    "between them; list it too", node=r)
+    names = [r.block.name for r in (group if all(isinstance(t, BlockRealize) for t in group) else
+                                      [x for t in group for x in ([t] if isinstance(t, BlockRealize)
+                                                                   else child_blocks(t))])]
+    idx = sch.index()
+    outer_name = fresh_name("_".join(names) + "_o", idx.blocks)
+    body = group[0] if len(group) == 1 else SeqStmt(tuple(group))
+    outer = _refresh(Block(outer_name, (), (), (), body))
+    outer_realize = BlockRealize((), IntImm(1, "bool"), outer)
+    mapping = {id(group[0]): outer_realize}
+    for r in group[1:]:
+        mapping[id(r)] = None
+    return Outcome(func=replace_many(sch.func, mapping), outputs=("block", outer_name))
+
+
+__all__ = ["blockize", "BlockizeError", "BindingDivisionError"]
