@@ -1,0 +1,253 @@
+"""The flagship demo, headless: ``python -m workbench.demo`` (what ``bash scripts/main.sh`` runs).
+
+It replays tutorial 2 (``notebooks/02_optimizing_matmul_cpu.ipynb``) without a
+notebook: a float32 matmul written with ``te``, then the same schedule, step by
+step (tile, vectorize, parallel, register accumulator, packed B), each step built
+for the host CPU with the LLVM backend and timed against ``numpy.matmul`` in the
+same run with ``wb.benchmark``. It prints the table and writes two plots, a bar
+chart and a roofline, to a folder it names at the end (``demo-output/`` by default).
+
+The naive program is slow (three plain loops; about 0.3 GFLOP/s at 1024 here), so it
+is timed once, with a single sample after the correctness check, and never again;
+``--naive-max`` skips it above a size (then the table says so).
+
+>>> from workbench.demo import matmul_schedules
+>>> steps = matmul_schedules(64)
+>>> list(steps)
+['naive', 'tiled', 'vectorized', 'parallel', 'register tile', 'packed B']
+>>> print(steps["tiled"].trace)      # doctest: +ELLIPSIS
+b0 = sch.get_block("C")
+l1, l2, l3 = sch.get_loops(b0)
+l4, l5 = sch.split(l1, factors=[None, 4])
+...
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def matmul(n: int, name: str = "matmul"):
+    """``C = A @ B`` for (n, n) float32 matrices, from a ``te`` compute description.
+
+    >>> print(matmul(4).script().splitlines()[0])
+    @wb.prim_func
+    """
+    import workbench as wb
+    from workbench import te
+
+    A = te.placeholder((n, n), "float32", name="A")
+    B = te.placeholder((n, n), "float32", name="B")
+    k = te.reduce_axis(n, name="k")
+    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return wb.create_prim_func([A, B, C])
+
+
+def tile_sizes(target: str = "llvm") -> tuple[int, int, int]:
+    """(rows, columns, vector lanes) of the register tile for ``target``.
+
+    The tile holds ``rows x columns`` float32 accumulators: 4 rows of two vectors,
+    so 8 of the 16 vector registers with AVX2 (8 lanes: a 4 x 16 tile), or with
+    AVX-512 (16 lanes: a 4 x 32 tile).
+
+    >>> r, c, lanes = tile_sizes()
+    >>> c == 2 * lanes
+    True
+    """
+    import workbench as wb
+
+    lanes = wb.Target(target).vector_lanes("float32")
+    return 4, 2 * lanes, lanes
+
+
+def matmul_schedules(n: int = 1024, target: str = "llvm") -> dict:
+    """Tutorial 2's schedule, one entry per step: name -> PrimFunc (the naive one) or Schedule.
+
+    Each step forks the schedule of the step before and adds primitives, exactly as the
+    notebook's cells do, so ``steps["packed B"].trace`` is the whole recipe:
+
+    1. ``tiled``: split i and j into register-sized tiles, reorder so k runs outside the tile.
+    2. ``vectorized``: split the tile's columns into vector-width pieces, vectorize.
+    3. ``parallel``: the outermost row-tile loop runs on all cores.
+    4. ``register tile``: accumulate in a ``local`` cache (``cache_write``), copied back
+       once per tile (``reverse_compute_at``), zeroed before the k loop
+       (``decompose_reduction``), the tile's loops unrolled.
+    5. ``packed B``: copy B once into panels of the tile's width (``cache_read`` +
+       ``transform_layout``), so the inner loop reads it contiguously.
+
+    ``n`` must be a multiple of the tile's column count (16 with AVX2).
+
+    >>> steps = matmul_schedules(64)
+    >>> type(steps["naive"]).__name__, type(steps["packed B"]).__name__
+    ('PrimFunc', 'Schedule')
+    """
+    import workbench as wb
+
+    mr, nr, lanes = tile_sizes(target)
+    if n % nr or n % mr:
+        raise ValueError(f"matmul_schedules: n={n} must be a multiple of the register tile ({mr} x {nr}); "
+                         f"try n={max(nr, n // nr * nr)}")
+    naive = matmul(n)
+    steps: dict = {"naive": naive}
+    sch = wb.Schedule(naive)
+    c = sch.get_block("C")
+    i, j, k = sch.get_loops(c)
+    # 1. tile
+    i0, i1 = sch.split(i, factors=[None, mr])
+    j0, j1 = sch.split(j, factors=[None, nr])
+    sch.reorder(i0, j0, k, i1, j1)
+    steps["tiled"] = sch.fork()
+    # 2. vectorize
+    j1o, j1i = sch.split(j1, factors=[None, lanes])
+    sch.vectorize(j1i)
+    steps["vectorized"] = sch.fork()
+    # 3. parallel
+    sch.parallel(i0)
+    steps["parallel"] = sch.fork()
+    # 4. accumulate the tile in a local buffer
+    cl = sch.cache_write(c, 0, "local")
+    sch.reverse_compute_at(cl, j0)
+    sch.decompose_reduction(c, k)
+    sch.unroll(i1)
+    sch.unroll(j1o)
+    steps["register tile"] = sch.fork()
+    # 5. pack B into panels of nr columns: Bp[j // nr, k, j % nr]
+    bp = sch.cache_read(c, 2, "global")
+    sch.transform_layout(bp, ("write", 0), lambda kk, jj: (jj // nr, kk, jj % nr))
+    a0, a1 = sch.get_loops(bp)
+    a1o, a1i = sch.split(a1, factors=[None, nr])
+    sch.reorder(a1o, a0, a1i)
+    sch.vectorize(a1i)
+    sch.parallel(a1o)
+    steps["packed B"] = sch
+    return steps
+
+
+def numpy_matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """The baseline: ``numpy.matmul`` (OpenBLAS sgemm) writing into ``c``."""
+    np.matmul(a, b, out=c)
+
+
+def run_benchmark(n: int, *, naive_max: int = 1024, min_time: float = 0.2, target: str = "llvm",
+                  progress: bool = False, log=print):
+    """Benchmark tutorial 2's steps and numpy at size ``n``; returns a ``BenchmarkResult``.
+
+    The naive program runs in its own ``wb.benchmark`` call with a single timed sample
+    (it is slow) and is skipped when ``n > naive_max``. Speedups are relative to the naive
+    program when it ran, else to the first step. Every variant is checked against numpy.
+
+    >>> res = run_benchmark(32, min_time=0.01, log=lambda *a: None)   # doctest: +SKIP
+    >>> list(res.table["status"])                                     # doctest: +SKIP
+    ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok']
+    """
+    import workbench as wb
+    from workbench.tuning import BenchmarkResult
+
+    steps = matmul_schedules(n, target)
+    naive = steps.pop("naive")
+    rows = []
+    if n <= naive_max:
+        t = time.perf_counter()
+        r0 = wb.benchmark({"numpy": numpy_matmul, "naive": naive}, target=target, min_time=min_time, min_repeats=1,
+                          progress=progress)
+        nv = r0["naive"]
+        if nv.timing is not None and nv.timing.repeats < 3:
+            nv.note = (nv.note + "; " if nv.note else "") + f"slow: {nv.timing.repeats} timed run(s) only"
+        rows.append(nv)
+        log(f"[demo] naive timed once ({time.perf_counter() - t:.1f} s including the check)")
+    else:
+        log(f"[demo] naive program not run at n={n} (> --naive-max {naive_max})")
+    res = wb.benchmark({"numpy": numpy_matmul, **steps}, target=target, min_time=min_time, progress=progress)
+    rows += [res[name] for name in steps] + [res["numpy"]]
+    baseline = "naive" if rows[0].name == "naive" else rows[0].name
+    return BenchmarkResult(rows, res.reference, baseline, res.peak, res.target, res.flops, res.bytes)
+
+
+def _table_text(res) -> str:
+    import pandas as pd
+
+    t = res.table.copy()
+    numpy_ms = res["numpy"].median_ms
+    t["pct_of_numpy"] = 100.0 * numpy_ms / t["median_ms"]
+    cols = ["variant", "status", "median_ms", "spread_pct", "repeats", "gflops", "pct_of_peak",
+            res.speedup_column, "pct_of_numpy", "note"]
+    with pd.option_context("display.max_colwidth", 50, "display.width", 250):
+        return t[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1024, help="matrix size n (a multiple of 16; default 1024)")
+    parser.add_argument("--out", default="demo-output", help="folder for the plots (default demo-output/)")
+    parser.add_argument("--naive-max", type=int, default=1024,
+                        help="largest n at which the slow naive program is timed (default 1024)")
+    parser.add_argument("--min-time", type=float, default=0.3, help="seconds of timing samples per variant")
+    args = parser.parse_args(argv)
+    n = args.size
+
+    import workbench as wb
+
+    t_start = time.perf_counter()
+    print(f"workbench {wb.__version__}: float32 matmul {n} x {n} x {n} on {os.cpu_count()} core(s)\n")
+    print("The tensor program (te), in script form, at n = 64:")
+    print(matmul(64).script())
+
+    # the reference interpreter agrees with numpy (small size: it is slow on purpose)
+    rng = np.random.default_rng(0)
+    small = matmul(16)
+    a, b = rng.random((16, 16), "float32"), rng.random((16, 16), "float32")
+    c = np.zeros((16, 16), "float32")
+    wb.ir.evaluate(small, a, b, c)
+    err = float(np.max(np.abs(c - a @ b)))
+    print(f"[interpreter] 16^3 matmul: max |error| vs numpy = {err:.2e}")
+
+    try:
+        mr, nr, lanes = tile_sizes()
+        print(f"[target] {wb.Target('llvm')}: {lanes} float32 lanes, register tile {mr} x {nr}")
+        steps = matmul_schedules(n)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\nThe final schedule (tutorial 2), as replayable code:")
+    print(steps["packed B"].trace)
+    print()
+    res = run_benchmark(n, naive_max=args.naive_max, min_time=args.min_time)
+    print(f"\nfloat32 matmul {n}^3, each variant checked against numpy.matmul, then timed "
+          f"(median of the samples; the machine may be shared: compare within this run):\n")
+    print(_table_text(res))
+    if res.peak is not None:
+        print(f"\nmachine peak: {res.peak}")
+
+    out = Path(args.out)
+    written = []
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        out.mkdir(parents=True, exist_ok=True)
+        fig = res.plot(metric="gflops")
+        fig.axes[0].set_title(f"float32 matmul {n}^3: GFLOP/s (labels: speedup over {res.baseline})", fontsize=10)
+        fig.savefig(out / "matmul_bar.png", dpi=110, bbox_inches="tight")
+        written.append(out / "matmul_bar.png")
+        fig = res.roofline()
+        fig.savefig(out / "matmul_roofline.png", dpi=110, bbox_inches="tight")
+        written.append(out / "matmul_roofline.png")
+    except Exception as e:  # the table is the result; say what went wrong with the plots
+        print(f"\n[demo] plots not written: {type(e).__name__}: {e}", file=sys.stderr)
+    bad = [r.name for r in res.variants.values() if r.status != "ok"]
+    print(f"\n[demo] finished in {time.perf_counter() - t_start:.0f} s")
+    if written:
+        print(f"[demo] plots written to {out.resolve()}/: {', '.join(p.name for p in written)}")
+    if bad:
+        print(f"[demo] variants not ok: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
