@@ -250,10 +250,11 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
             if iv.iter_type == IterType.REDUCE:
                 for ol in outer_loops:
                     if uses_var(val, ol.loop_var):
+                        where = (f"loop {ln} is itself a reduction loop of {p}" if ol is f else
+                                 f"loop {ln} is inside {p}'s reduction loop {ol.loop_var.name}")
                         raise DependenceError(
                             f"cannot reverse-compute block {name} at loop {ln}: its producer block {p} has not "
-                            f"finished its reduction there (the reduction loop {ol.loop_var.name} is outside "
-                            f"loop {ln})", node=f)
+                            f"finished its reduction there ({where})", node=f)
         inner = loops_between(p_anc, f)
         relax = relax_map(inner)
         for w in p_real.block.writes:
