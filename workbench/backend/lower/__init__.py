@@ -18,6 +18,7 @@ from ...ir.function import PrimFunc
 from .allocate import plan_allocations
 from .blocks import lower_blocks
 from .bound_check import insert_bound_checks
+from .compact import compact_buffers
 from .flatten import flatten_buffers
 from .parallel import ParallelWarning, lower_parallel
 from .simplify import simplify
@@ -31,6 +32,7 @@ def passes(checks: bool = False) -> list[tuple[str, Pass]]:
     """The lowering pipeline, in order, as (name, function) pairs."""
     out: list[tuple[str, Pass]] = [
         ("lower_blocks", lower_blocks),
+        ("compact_buffers", compact_buffers),
         ("simplify", simplify),
         ("unroll", unroll),
         ("vectorize", vectorize),
@@ -47,7 +49,7 @@ def passes(checks: bool = False) -> list[tuple[str, Pass]]:
 
 
 def lower(func, target=None, *, stages: bool = False, checks: bool = False):
-    """Lower a PrimFunc to flat loops: blocks -> loops, unroll, vectorize, flatten, plan allocations.
+    """Lower a PrimFunc to flat loops: blocks -> loops, compact buffers, unroll, vectorize, flatten, plan allocations.
 
     With ``stages=True`` returns ``[("input", func), (pass name, func after it), ...]``.
     ``target`` is accepted for symmetry with ``build`` (the passes are target-independent).
@@ -79,5 +81,5 @@ def lower(func, target=None, *, stages: bool = False, checks: bool = False):
     return history if stages else func
 
 
-__all__ = ["lower", "passes", "lower_blocks", "simplify", "unroll", "vectorize", "insert_bound_checks",
+__all__ = ["lower", "passes", "lower_blocks", "compact_buffers", "simplify", "unroll", "vectorize", "insert_bound_checks",
            "flatten_buffers", "lower_parallel", "plan_allocations", "VectorizeWarning", "ParallelWarning"]

@@ -1,0 +1,328 @@
+"""Move intermediate buffers next to their uses and shrink them to the region used there.
+
+TVM's ``PlanAndUpdateBufferAllocationLocation`` + ``CompactBufferAllocation``, run on the
+plain loops that ``lower_blocks`` leaves (every intermediate buffer is then an ``Allocate``).
+For each ``Allocate``:
+
+1. the allocation point becomes the lowest common ancestor loop (or let) of all accesses
+   to the buffer, so a ``local`` accumulator of one tile lives inside the tile's loops;
+2. the buffer shrinks to the rectangle its accesses touch while the loops *inside* that
+   point run over their domains (``workbench.ir.arith`` region analysis), and every index
+   is shifted by the rectangle's minimum.
+
+Moving an allocation inside a loop makes it fresh for each iteration. That is only done
+when the rectangles used by different iterations of that loop are disjoint (so no value
+can flow from one iteration to the next); otherwise the allocation stays outside the loop.
+A buffer is shrunk only when the new extents are constants no larger than the old ones,
+and moved inside loops only when it then fits on the stack. Buffers with explicit strides
+or an offset, and buffers with data-dependent indices, are left alone.
+
+Before (``cache_write(C, 0, "local")`` + ``reverse_compute_at``, blocks lowered)::
+
+    C_local = wb.allocate((64, 64), "float32", scope="local")
+    for i_0 in wb.parallel(16):
+        for j_0 in range(4):
+            for i_1, j_1 in wb.grid(4, 16):
+                C_local[i_0 * 4 + i_1, j_0 * 16 + j_1] = 0.0
+            ...
+            for ax0, ax1 in wb.grid(4, 16):
+                C[i_0 * 4 + ax0, j_0 * 16 + ax1] = C_local[i_0 * 4 + ax0, j_0 * 16 + ax1]
+
+After::
+
+    for i_0 in wb.parallel(16):
+        for j_0 in range(4):
+            C_local = wb.allocate((4, 16), "float32", scope="local")
+            for i_1, j_1 in wb.grid(4, 16):
+                C_local[i_1, j_1] = 0.0
+            ...
+            for ax0, ax1 in wb.grid(4, 16):
+                C[i_0 * 4 + ax0, j_0 * 16 + ax1] = C_local[ax0, ax1]
+"""
+from __future__ import annotations
+
+from ...ir.arith import Analyzer
+from ...ir.arith.region import _index_bounds
+from ...ir import expr as E
+from ...ir.buffer import Buffer
+from ...ir.dtype import bits_of
+from ...ir.function import PrimFunc
+from ...ir.functor import Mutator, Visitor, substitute, uses_var
+from ...ir.stmt import Allocate, BufferStore, For, LetStmt
+from .allocate import STACK_LIMIT
+
+
+class _Accesses(Visitor):
+    """Every access to one buffer, with the chain of loops/lets above it (inside the allocation)."""
+
+    def __init__(self, buf: Buffer):
+        self.buf = buf
+        self.chain: list = []
+        self.found: list = []   # (chain tuple, indices)
+        self.opaque = False     # the buffer is re-allocated below: leave it alone
+
+    def visit_For(self, s: For):
+        self.visit(s.min)
+        self.visit(s.extent)
+        self.chain.append(s)
+        self.visit(s.body)
+        self.chain.pop()
+
+    def visit_LetStmt(self, s: LetStmt):
+        self.visit(s.value)
+        self.chain.append(s)
+        self.visit(s.body)
+        self.chain.pop()
+
+    def visit_Allocate(self, a: Allocate):
+        if a.buffer is self.buf:
+            self.opaque = True
+        self.generic_visit(a)
+
+    def visit_BufferLoad(self, e: E.BufferLoad):
+        if e.buffer is self.buf:
+            self.found.append((tuple(self.chain), e.indices))
+        self.generic_visit(e)
+
+    def visit_BufferStore(self, s: BufferStore):
+        if s.buffer is self.buf:
+            self.found.append((tuple(self.chain), s.indices))
+        self.generic_visit(s)
+
+    def visit_Buffer(self, b):  # shapes of other buffers are not accesses
+        pass
+
+
+def _bound_var(n):
+    return n.loop_var if isinstance(n, For) else n.var
+
+
+def _region(an: Analyzer, accesses: list, depth: int, ndim: int):
+    """Union over accesses of the rectangle touched below ``depth`` chain nodes: [(lo, hi)] or None."""
+    out = None
+    for chain, indices in accesses:
+        inner = chain[depth:]
+        dom: dict = {}
+        lets: list = []
+        for n in inner:
+            if isinstance(n, For):
+                dom[id(n.loop_var)] = (n.loop_var, E.Range(n.min, n.extent))
+            else:
+                lets.append(n)
+        bounds = []
+        for idx in indices:
+            for let in reversed(lets):  # innermost first: a let's value may use outer lets
+                idx = substitute(idx, {let.var: let.value})
+            lo, hi = _index_bounds(an, idx, dom)
+            if lo is None or hi is None:
+                return None
+            bounds.append((lo, hi))
+        if out is None:
+            out = bounds
+        else:
+            out = [(an.simplify(E.Min(l1, l2)), an.simplify(E.Max(h1, h2)))
+                   for (l1, h1), (l2, h2) in zip(out, bounds)]
+    # the bounds may name only variables bound at or above the allocation point
+    inner_vars = {id(_bound_var(n)) for chain, _ in accesses for n in chain[depth:]}
+    for lo, hi in out:
+        if uses_var(lo, lambda v: id(v) in inner_vars) or uses_var(hi, lambda v: id(v) in inner_vars):
+            return None
+    return out
+
+
+def _extents(an: Analyzer, region) -> list | None:
+    out = []
+    for lo, hi in region:
+        ext = an.simplify(E.Add(E.Sub(hi, lo), E.IntImm(1, lo.dtype)))
+        if not isinstance(ext, E.IntImm) or ext.value < 1:
+            return None
+        out.append(ext.value)
+    return out
+
+
+def _disjoint_over(an: Analyzer, region, loop: For) -> bool:
+    """True when the rectangles of different iterations of ``loop`` never overlap."""
+    if isinstance(loop.extent, E.IntImm) and loop.extent.value <= 1:
+        return True
+    v = loop.loop_var
+    exts = _extents(an, region)
+    if exts is None:
+        return False
+    for (lo, _), ext in zip(region, exts):
+        if not uses_var(lo, v):
+            continue
+        d1 = an.simplify(E.Sub(substitute(lo, {v: v + 1}), lo))
+        d2 = an.simplify(E.Sub(substitute(lo, {v: v + 2}), substitute(lo, {v: v + 1})))
+        if isinstance(d1, E.IntImm) and isinstance(d2, E.IntImm) and d1.value == d2.value \
+                and abs(d1.value) >= ext:
+            return True  # lo = c * v + (terms without v) with |c| >= extent: a stride past the tile
+    return False
+
+
+def _common_depth(accesses: list) -> int:
+    first = accesses[0][0]
+    depth = len(first)
+    for chain, _ in accesses[1:]:
+        d = 0
+        while d < min(depth, len(chain)) and chain[d] is first[d]:
+            d += 1
+        depth = d
+    return depth
+
+
+def _fits_stack(buf: Buffer, exts: list) -> bool:
+    n = 1
+    for e in exts:
+        n *= e
+    return n * max(1, bits_of(buf.dtype) // 8) <= STACK_LIMIT
+
+
+def _smaller(buf: Buffer, exts: list) -> bool:
+    """The new extents are no larger than the old (constant) ones, and one is smaller."""
+    smaller = False
+    for d, e in zip(buf.shape, exts):
+        if isinstance(d, E.IntImm):
+            if e > d.value:
+                return False
+            smaller = smaller or e < d.value
+        else:
+            smaller = True  # a symbolic dimension becomes a constant one
+    return smaller
+
+
+class _Place(Mutator):
+    """Wrap the body of ``target`` (or the whole tree when None) in ``Allocate(buf, ...)``."""
+
+    def __init__(self, target, buf: Buffer):
+        self.target, self.buf = target, buf
+
+    def visit_For(self, s: For):
+        if s is self.target:
+            return s.replace(body=Allocate(self.buf, s.body))
+        return self.generic_visit(s)
+
+    def visit_LetStmt(self, s: LetStmt):
+        if s is self.target:
+            return s.replace(body=Allocate(self.buf, s.body))
+        return self.generic_visit(s)
+
+
+class _Rewrite(Mutator):
+    """Accesses to ``old`` become accesses to ``new`` with indices shifted by ``mins``."""
+
+    def __init__(self, old: Buffer, new: Buffer, mins: list, an: Analyzer):
+        self.old, self.new, self.mins, self.an = old, new, mins, an
+
+    def _shift(self, indices):
+        out = []
+        for idx, lo in zip(indices, self.mins):
+            if isinstance(lo, E.IntImm) and lo.value == 0:
+                out.append(idx)
+            elif isinstance(idx, E.Ramp):
+                out.append(E.Ramp(self.an.simplify(E.Sub(idx.base, lo)), idx.stride, idx.lanes))
+            else:
+                out.append(self.an.simplify(E.Sub(idx, lo)))
+        return tuple(out)
+
+    def visit_BufferLoad(self, e: E.BufferLoad):
+        e = self.generic_visit(e)
+        if e.buffer is not self.old:
+            return e
+        return E.BufferLoad(self.new, self._shift(e.indices))
+
+    def visit_BufferStore(self, s: BufferStore):
+        s = self.generic_visit(s)
+        if s.buffer is not self.old:
+            return s
+        return BufferStore(self.new, s.value, self._shift(s.indices))
+
+
+class _Compact(Mutator):
+    def __init__(self):
+        self.an = Analyzer()
+        self.compacted: dict[str, tuple] = {}
+
+    def visit_Allocate(self, a: Allocate):
+        body = self.visit(a.body)
+        buf = a.buffer
+        plan = self._plan(buf, body)
+        if plan is None:
+            return a if body is a.body else Allocate(buf, body)
+        target, region, exts = plan
+        new = Buffer(buf.name, tuple(E.IntImm(e, _index_dtype(buf, k)) for k, e in enumerate(exts)),
+                     buf.dtype, (), None, buf.scope, buf.offset_factor, buf.align)
+        if target is None:
+            placed = Allocate(buf, body)
+        else:
+            placed = _Place(target, buf).visit(body)
+        out = _Rewrite(buf, new, [lo for lo, _ in region], self.an).visit(placed)
+        if target is None:
+            out = Allocate(new, out.body)
+        else:
+            out = substitute(out, {}, {buf: new})
+        self.compacted[buf.name] = tuple(exts)
+        return out
+
+    def _plan(self, buf: Buffer, body):
+        if buf.strides or not (isinstance(buf.elem_offset, E.IntImm) and buf.elem_offset.value == 0):
+            return None
+        if not buf.shape:
+            return None
+        acc = _Accesses(buf)
+        acc.visit(body)
+        if acc.opaque or not acc.found:
+            return None
+        depth = _common_depth(acc.found)
+        chain = acc.found[0][0]
+        # never make a buffer fresh per iteration of a loop whose iterations share elements
+        for m in range(depth - 1, -1, -1):
+            if not isinstance(chain[m], For):
+                continue
+            reg = _region(self.an, acc.found, m + 1, len(buf.shape))
+            if reg is None or not _disjoint_over(self.an, reg, chain[m]):
+                depth = m
+        while depth > 0:
+            reg = _region(self.an, acc.found, depth, len(buf.shape))
+            exts = _extents(self.an, reg) if reg is not None else None
+            if exts is not None and _fits_stack(buf, exts) and (_smaller(buf, exts) or _same(buf, exts)):
+                return chain[depth - 1], reg, exts
+            depth -= 1  # try one level up: a bigger region, still next to its uses
+        reg = _region(self.an, acc.found, 0, len(buf.shape))
+        exts = _extents(self.an, reg) if reg is not None else None
+        if exts is not None and _smaller(buf, exts):
+            return None, reg, exts  # shrink in place
+        return None
+
+
+def _same(buf: Buffer, exts: list) -> bool:
+    return all(isinstance(d, E.IntImm) and d.value == e for d, e in zip(buf.shape, exts))
+
+
+def _index_dtype(buf: Buffer, k: int) -> str:
+    return buf.shape[k].dtype
+
+
+def compact_buffers(func: PrimFunc) -> PrimFunc:
+    """Allocate each intermediate buffer at the innermost loop holding all its uses, shrunk to what it uses.
+
+    Records the new shapes in the function attribute ``"compacted"`` (name -> shape).
+
+    >>> import workbench as wb
+    >>> from workbench.backend.lower import lower_blocks
+    >>> from workbench.demo import matmul_schedules
+    >>> sch = matmul_schedules(64)["register tile"]
+    >>> f = compact_buffers(lower_blocks(sch.mod["main"]))
+    >>> f.attrs["compacted"]["C_local"]
+    (4, 16)
+    """
+    c = _Compact()
+    body = c.visit(func.body)
+    if body is func.body:
+        return func
+    out = func.with_body(body)
+    if c.compacted:
+        out = out.with_attr("compacted", dict(c.compacted))
+    return out
+
+
+__all__ = ["compact_buffers"]
