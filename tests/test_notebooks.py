@@ -1,0 +1,146 @@
+"""Every tutorial in notebooks/ runs top to bottom without an error, in small mode.
+
+Each notebook is executed with nbclient in an ipykernel of this Python (the .venv),
+with ``WB_TUTORIAL_SMALL=1`` so its first cell picks small sizes. A check cell is
+appended that prints a JSON line (``WB_CHECK {...}``) with values read back from the
+notebook's variables; the test asserts on those and on the outputs (tables, figures).
+
+One test per notebook (parametrized), so ``pytest -n 2`` spreads them over both workers;
+they are the slowest tests of the suite (each tens of seconds: a kernel start, LLVM
+builds and timings).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+CELL_TIMEOUT = 240  # seconds per cell (small mode needs a few at most)
+
+# code appended to each notebook: print values for the assertions below
+CHECKS = {
+    "01_tensor_programs": """
+import json
+print("WB_CHECK " + json.dumps({
+    "N": N, "err_interp": float(np.abs(c - a @ b).max()), "err_built": float(np.abs(c2 - a @ b).max()),
+    "statuses": list(res.table["status"]), "has_fma": any(i.startswith("vfmadd") for i in instructions)
+        or any(i.split()[0].startswith(("vmul", "mul")) for i in instructions)}))
+""",
+    "02_optimizing_matmul_cpu": """
+import json
+print("WB_CHECK " + json.dumps({
+    "N": N, "history": history.reset_index().to_dict(orient="list"),
+    "final_status": list(final.table["status"]), "final_columns": list(final.table.columns),
+    "trace": str(sch.trace), "figs": [type(fig_bar).__name__, type(fig_roof).__name__]}))
+""",
+    "03_fusion_and_compute_location": """
+import json
+print("WB_CHECK " + json.dumps({
+    "blocks_before": blocks_before, "blocks_after": blocks_after,
+    "statuses": list(res.table["status"]), "variants": list(res.table["variant"])}))
+""",
+    "04_tensorize": """
+import json
+print("WB_CHECK " + json.dumps({
+    "intrin": INTRIN, "statuses": list(res.table["status"]), "variants": list(res.table["variant"]),
+    "speedup": float(res[TENSORIZED].timing.median and res[PLAIN].timing.median / res[TENSORIZED].timing.median),
+    "tensorized_script": sch_t.func.script()}))
+""",
+}
+
+
+def _run(path: Path, monkeypatch) -> tuple[object, dict]:
+    monkeypatch.setenv("WB_TUTORIAL_SMALL", "1")
+    # figures as inline PNGs in the outputs, as in Jupyter (conftest sets Agg for the tests themselves)
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.get("outputs"), f"{path.name} is committed with outputs; run notebooks/_build.py"
+    check = CHECKS.get(path.stem)
+    if check:
+        nb.cells.append(nbformat.v4.new_code_cell(check))
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client.execute()  # raises CellExecutionError (with the cell's traceback) on any error
+    values = {}
+    for out in nb.cells[-1].get("outputs", []):
+        for line in out.get("text", "").splitlines():
+            if line.startswith("WB_CHECK "):
+                values = json.loads(line[len("WB_CHECK "):])
+    if check:
+        assert values, f"{path.name}: the check cell printed nothing"
+    return nb, values
+
+
+def _texts(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            data = out.get("data", {})
+            parts.append(data.get("text/plain", ""))
+            parts.append(data.get("text/html", ""))
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def _mimes(nb) -> set:
+    return {m for cell in nb.cells for out in cell.get("outputs", []) for m in out.get("data", {})}
+
+
+def test_notebooks_are_there():
+    names = [p.stem for p in NOTEBOOKS]
+    for want in ("01_tensor_programs", "02_optimizing_matmul_cpu", "03_fusion_and_compute_location"):
+        assert want in names, f"notebooks/{want}.ipynb is missing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, monkeypatch):
+    nb, v = _run(path, monkeypatch)
+    text = _texts(nb)
+    mimes = _mimes(nb)
+    name = path.stem
+    if name == "01_tensor_programs":
+        assert v["N"] == 64  # small mode took effect
+        assert v["err_interp"] < 1e-3 and v["err_built"] < 1e-3
+        assert v["statuses"] == ["ok", "ok"]
+        assert "@wb.prim_func" in text and "wb.block(\"C\")" in text
+        assert "text/html" in mimes  # the loop-nest view (widget or static fallback)
+    elif name == "02_optimizing_matmul_cpu":
+        assert v["N"] == 256
+        h = v["history"]
+        assert h["variant"][0] == "naive" and h["variant"][-1] == "packed B", h["variant"]
+        assert all(s == "ok" for s in h["status"]), h
+        speed = dict(zip(h["variant"], h["speedup_vs_naive"]))
+        assert speed["tiled"] > 1.5, speed          # loop tiling alone helps
+        assert speed["packed B"] > 10, speed        # the full schedule: an order of magnitude
+        assert all(s == "ok" for s in v["final_status"])
+        for col in ("median_ms", "gflops", "pct_of_peak"):
+            assert col in v["final_columns"]
+        assert "sch.cache_write" in v["trace"] and "sch.transform_layout" in v["trace"]
+        assert v["figs"] == ["Figure", "Figure"]
+        assert "image/png" in mimes  # the bar chart and the roofline were drawn
+        # the notebook's schedule is the one the main command (workbench.demo) times
+        from workbench.demo import matmul_schedules
+
+        assert str(matmul_schedules(256)["packed B"].trace) == v["trace"]
+    elif name == "03_fusion_and_compute_location":
+        assert set(v["blocks_before"]) == {"Y", "Z", "C"}
+        assert set(v["blocks_after"]) == {"Y", "C"}
+        assert all(s == "ok" for s in v["statuses"]), v
+        assert "producers of C" in text
+    elif name == "04_tensorize":
+        assert v["intrin"] in ("dot_u8s8_vnni", "dot_u8s8_avx2")
+        assert all(s == "ok" for s in v["statuses"]), v
+        assert "call_intrin" in v["tensorized_script"]
+        assert v["speedup"] > 1.0, v
+        assert "image/png" in mimes

@@ -1,0 +1,608 @@
+"""The browser side of the widgets: one ES module and one stylesheet, inline strings.
+
+anywidget loads ``ESM`` as the widget's ``_esm`` and ``CSS`` as its ``_css``; there
+is no npm build step. The module renders by the widget's ``kind`` trait:
+``program`` (loop nest + script + block graph), ``schedule`` (steps, program after
+the chosen step, diff, error) and ``module`` (functions, their graph, the loop nest
+of the chosen one).
+
+The loop-nest panel keeps big programs responsive: tree levels below
+``expand_depth`` are built only when opened, long child lists and the script are
+rendered in chunks with a "show more" row, so a 10,000-line program puts a few
+hundred rows into the page, not 10,000.
+"""
+from __future__ import annotations
+
+from .loop_tree import KIND_COLORS
+from .script_view import code_css
+
+ESM = r"""
+const CHUNK = 400;        // script lines rendered per "show more"
+const CHILD_CHUNK = 100;  // tree children rendered per "show more"
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = text;
+  return e;
+}
+
+function legend(items) {
+  const box = el("div", "wb-legend");
+  for (const it of items) {
+    const s = el("span", "wb-legend-item");
+    const sw = el("span", "wb-swatch");
+    sw.style.background = it.color;
+    s.append(sw, el("span", "", it.label));
+    box.append(s);
+  }
+  return box;
+}
+
+function kindBadge(n, colors) {
+  const k = n.loop_kind;
+  const b = el("span", "wb-kind wb-kind-" + k, k === "thread_binding" ? n.thread : k);
+  b.style.background = colors[k] || "#999";
+  return b;
+}
+
+// ---------------------------------------------------------------- loop nest panel
+class LoopNest {
+  constructor(root, opts) {
+    this.opts = opts;      // {onSelect(id), colors}
+    this.root = root;
+    this.panes = el("div", "wb-panes");
+    this.treeBox = el("div", "wb-tree");
+    this.codeBox = el("div", "wb-code");
+    this.panes.append(this.treeBox, this.codeBox);
+    root.append(this.panes);
+    this.selected = null;
+  }
+
+  setProgram(prog) {
+    this.prog = prog || {tree: null, lines: [], marks: {}};
+    this.info = new Map();   // id -> {node, parent, li, row, built}
+    this.treeBox.replaceChildren();
+    this.codeBox.replaceChildren();
+    this.rendered = 0;
+    this.lineEls = [];
+    const tree = this.prog.tree;
+    this.spans = [];
+    if (tree) {
+      const walk = (n, parent) => {
+        this.info.set(n.id, {node: n, parent: parent, li: null, row: null, built: false});
+        if (n.kind !== "func" && n.lines) this.spans.push(n);
+        for (const c of n.children || []) walk(c, n.id);
+      };
+      walk(tree, null);
+      const ul = el("ul", "wb-tree-root");
+      ul.append(this.makeNode(tree));
+      this.treeBox.append(ul);
+    } else {
+      this.treeBox.append(el("div", "wb-note", "(no loop nest: not a tensor program)"));
+    }
+    const code = el("div", "wb-code-lines");
+    this.codeLines = code;
+    this.codeBox.append(code);
+    this.more = el("button", "wb-more");
+    this.more.addEventListener("click", () => this.renderLines(this.rendered + CHUNK));
+    this.codeBox.append(this.more);
+    this.renderLines(Math.max(CHUNK, this.firstMark() + 20));
+    const keep = this.selected;
+    this.selected = null;
+    if (keep && this.info.has(keep)) this.select(keep, false);
+  }
+
+  firstMark() {
+    const m = this.prog.marks || {};
+    const all = [].concat(m.changed || [], m.error || []);
+    return all.length ? Math.min(...all) : 0;
+  }
+
+  renderLines(upto) {
+    const lines = this.prog.lines || [];
+    upto = Math.min(upto, lines.length);
+    const marks = this.prog.marks || {};
+    const changed = new Set(marks.changed || []);
+    const error = new Set(marks.error || []);
+    const frag = document.createDocumentFragment();
+    for (let k = this.rendered; k < upto; k++) {
+      const row = el("div", "wb-line");
+      const no = k + 1;
+      row.dataset.line = String(no);
+      if (changed.has(no)) row.classList.add("wb-chg");
+      if (error.has(no)) row.classList.add("wb-err");
+      const ln = el("span", "wb-ln", String(no));
+      const src = el("span", "wb-src");
+      src.innerHTML = lines[k] || " ";
+      row.append(ln, src);
+      row.addEventListener("click", () => {
+        const id = this.nodeAtLine(no);
+        if (id) this.opts.onSelect(id);
+      });
+      this.lineEls.push(row);
+      frag.append(row);
+    }
+    this.codeLines.append(frag);
+    this.rendered = Math.max(this.rendered, upto);
+    const left = lines.length - this.rendered;
+    this.more.style.display = left > 0 ? "" : "none";
+    this.more.textContent = "show more (" + left + " more lines)";
+    if (this.selected) this.highlight(this.selected, false);
+  }
+
+  nodeAtLine(no) {
+    let best = null;
+    for (const n of this.spans) {
+      if (n.lines[0] <= no && no <= n.lines[1]) {
+        if (!best || n.lines[1] - n.lines[0] <= best.lines[1] - best.lines[0]) best = n;
+      }
+    }
+    return best ? best.id : null;
+  }
+
+  makeNode(n) {
+    const info = this.info.get(n.id);
+    const li = el("li", "wb-node wb-node-" + n.kind);
+    const row = el("div", "wb-row");
+    row.dataset.id = n.id;
+    const kids = n.children || [];
+    const tog = el("span", "wb-tog", kids.length ? "\u25b8" : "");
+    row.append(tog);
+    row.append(this.label(n));
+    li.append(row);
+    info.li = li;
+    info.row = row;
+    const depth = (this.prog.expand_depth === undefined) ? 4 : this.prog.expand_depth;
+    row.addEventListener("click", (ev) => {
+      if (ev.target === tog) { this.toggle(n.id); return; }
+      this.opts.onSelect(n.id);
+    });
+    if (kids.length && n.depth < depth) this.expand(n.id);
+    return li;
+  }
+
+  buildChildren(id, upto) {
+    const info = this.info.get(id);
+    const kids = info.node.children || [];
+    let ul = info.ul;
+    if (!ul) { ul = el("ul", "wb-children"); info.ul = ul; info.li.append(ul); info.shown = 0; }
+    if (info.moreLi) { info.moreLi.remove(); info.moreLi = null; }
+    upto = Math.min(upto, kids.length);
+    for (let k = info.shown; k < upto; k++) ul.append(this.makeNode(kids[k]));
+    info.shown = Math.max(info.shown, upto);
+    if (info.shown < kids.length) {
+      const more = el("li", "wb-more-row", "show more (" + (kids.length - info.shown) + " more)");
+      more.addEventListener("click", () => this.buildChildren(id, info.shown + CHILD_CHUNK));
+      ul.append(more);
+      info.moreLi = more;
+    }
+    info.built = true;
+  }
+
+  expand(id, needChild) {
+    const info = this.info.get(id);
+    if (!info || !(info.node.children || []).length) return;
+    let upto = Math.max(info.shown || 0, CHILD_CHUNK);
+    if (needChild) {
+      const k = info.node.children.findIndex((c) => c.id === needChild);
+      if (k >= 0) upto = Math.max(upto, k + 1);
+    }
+    this.buildChildren(id, upto);
+    info.ul.style.display = "";
+    info.open = true;
+    info.row.querySelector(".wb-tog").textContent = "\u25be";
+  }
+
+  collapse(id) {
+    const info = this.info.get(id);
+    if (!info || !info.ul) return;
+    info.ul.style.display = "none";
+    info.open = false;
+    info.row.querySelector(".wb-tog").textContent = "\u25b8";
+  }
+
+  toggle(id) {
+    const info = this.info.get(id);
+    if (info.open) this.collapse(id); else this.expand(id);
+  }
+
+  label(n) {
+    const c = this.opts.colors;
+    const box = el("span", "wb-label");
+    if (n.kind === "func") {
+      box.append(el("span", "wb-kw", "def "), el("b", "", n.name));
+      box.append(el("span", "wb-dim", "(" + (n.params || []).join(", ") + ")"));
+      if ((n.alloc_buffers || []).length) box.append(el("span", "wb-dim", "  alloc " + n.alloc_buffers.join(", ")));
+    } else if (n.kind === "loop") {
+      box.append(el("span", "wb-kw", "for "), el("b", "wb-var", n.var), el("span", "", " in "));
+      const ext = n.min === "0" ? n.extent : (n.min + " + " + n.extent);
+      box.append(el("span", "wb-extent", ext), document.createTextNode(" "), kindBadge(n, c));
+      for (const [k, v] of Object.entries(n.annotations || {})) box.append(el("span", "wb-ann", k + "=" + v));
+    } else if (n.kind === "block") {
+      box.append(el("span", "wb-kw", "block "), el("b", "wb-bname", n.name), document.createTextNode(" "));
+      for (const iv of n.iter_vars || []) {
+        const t = el("span", "wb-iv wb-iv-" + iv.type, iv.name + (iv.type === "reduce" ? ":R" : ":S"));
+        t.title = iv.type + " over " + iv.dom + ", bound to " + iv.binding;
+        box.append(t);
+      }
+      const det = el("div", "wb-bdetail");
+      det.append(el("div", "", "reads " + ((n.reads || []).join(", ") || "-")));
+      det.append(el("div", "", "writes " + ((n.writes || []).join(", ") || "-")));
+      if (n.init) det.append(el("div", "wb-init", "init: " + n.init.replace(/\n/g, "; ")));
+      if (n.predicate) det.append(el("div", "", "where " + n.predicate));
+      if ((n.alloc_buffers || []).length) det.append(el("div", "", "alloc " + n.alloc_buffers.join(", ")));
+      for (const [k, v] of Object.entries(n.annotations || {})) det.append(el("span", "wb-ann", k + "=" + v));
+      box.append(det);
+    }
+    return box;
+  }
+
+  highlight(id, scroll) {
+    for (const e of this.codeLines.querySelectorAll(".wb-hl")) e.classList.remove("wb-hl");
+    const info = this.info.get(id);
+    if (!info || !info.node.lines || info.node.kind === "func") return;
+    const [a, b] = info.node.lines;
+    if (b > this.rendered) this.renderLines(b + 20);
+    for (let k = a; k <= b && k <= this.lineEls.length; k++) this.lineEls[k - 1].classList.add("wb-hl");
+    if (scroll && this.lineEls[a - 1]) {
+      const box = this.codeBox, line = this.lineEls[a - 1];
+      box.scrollTop = Math.max(0, line.offsetTop - box.offsetTop - 40);
+    }
+  }
+
+  select(id, scroll = true) {
+    if (!this.info || !this.info.has(id)) return;
+    // open the ancestors (building them on demand)
+    const chain = [];
+    let p = this.info.get(id).parent;
+    let child = id;
+    while (p) { chain.push([p, child]); child = p; p = this.info.get(p).parent; }
+    for (const [a, c] of chain.reverse()) this.expand(a, c);
+    for (const e of this.treeBox.querySelectorAll(".wb-sel")) e.classList.remove("wb-sel");
+    const info = this.info.get(id);
+    if (info.row) {
+      info.row.classList.add("wb-sel");
+      if (scroll) {
+        const box = this.treeBox;
+        box.scrollTop = Math.max(0, info.row.offsetTop - box.offsetTop - 40);
+      }
+    }
+    this.selected = id;
+    this.highlight(id, scroll);
+  }
+}
+
+// ---------------------------------------------------------------- graph panel
+function graphPanel(box, svg, onNode) {
+  box.replaceChildren();
+  if (!svg) { box.append(el("div", "wb-note", "drawing the graph ...")); return; }
+  const holder = el("div", "wb-graph");
+  holder.innerHTML = svg;
+  for (const g of holder.querySelectorAll("g.node")) {
+    const id = g.id || "";
+    if (id.startsWith("wb-n") || id.startsWith("wb-fn-")) {
+      g.classList.add("wb-clickable");
+      g.addEventListener("click", () => onNode(id.slice(3)));
+    }
+  }
+  box.append(holder);
+}
+
+function tabs(names, current, onPick) {
+  const bar = el("div", "wb-tabs");
+  for (const [key, label] of names) {
+    const t = el("button", "wb-tab" + (key === current ? " wb-tab-on" : ""), label);
+    t.dataset.tab = key;
+    t.addEventListener("click", () => onPick(key));
+    bar.append(t);
+  }
+  return bar;
+}
+
+function setTabs(bar, current) {
+  for (const t of bar.querySelectorAll(".wb-tab")) t.classList.toggle("wb-tab-on", t.dataset.tab === current);
+}
+
+// ---------------------------------------------------------------- views
+function programView(model, root) {
+  const colors = model.get("colors");
+  const head = el("div", "wb-head");
+  const title = el("div", "wb-title");
+  head.append(title);
+  const tabBar = tabs([["loops", "Loop nest"], ["graph", "Block graph"]], model.get("tab"), (k) => {
+    model.set("tab", k); model.save_changes();
+  });
+  head.append(tabBar, legend(model.get("legend")));
+  root.append(head);
+  const body = el("div", "wb-body");
+  const loops = el("div", "wb-loops");
+  const graph = el("div", "wb-graphbox");
+  body.append(loops, graph);
+  root.append(body);
+  const nest = new LoopNest(loops, {colors, onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
+  const show = () => {
+    const tab = model.get("tab");
+    setTabs(tabBar, tab);
+    loops.style.display = tab === "loops" ? "" : "none";
+    graph.style.display = tab === "graph" ? "" : "none";
+  };
+  const drawGraph = () => graphPanel(graph, model.get("graph_svg"), (id) => {
+    model.set("tab", "loops"); model.set("selected", id); model.save_changes();
+  });
+  const load = () => {
+    const p = model.get("program");
+    title.textContent = (p.title || ("PrimFunc " + (p.name || "")));
+    nest.setProgram(p);
+    if (model.get("selected")) nest.select(model.get("selected"));
+  };
+  load(); drawGraph(); show();
+  model.on("change:program", load);
+  model.on("change:graph_svg", drawGraph);
+  model.on("change:tab", show);
+  model.on("change:selected", () => nest.select(model.get("selected")));
+  return nest;
+}
+
+function diffTable(box, diff) {
+  box.replaceChildren();
+  const rows = (diff && diff.rows) || [];
+  if (!rows.length || !rows.some((r) => r.tag === "+" || r.tag === "-")) {
+    box.append(el("div", "wb-note", "no change to the program in this step"));
+    return;
+  }
+  const t = el("div", "wb-diff");
+  for (const r of rows) {
+    if (r.tag === "...") { t.append(el("div", "wb-diff-skip", "\u22ef " + r.skipped + " unchanged lines")); continue; }
+    const row = el("div", "wb-diff-row " + (r.tag === "+" ? "wb-add" : r.tag === "-" ? "wb-del" : ""));
+    row.append(el("span", "wb-ln", r.old === null ? "" : String(r.old)),
+               el("span", "wb-ln", r.new === null ? "" : String(r.new)),
+               el("span", "wb-tag", r.tag), el("span", "wb-src", r.text));
+    t.append(row);
+  }
+  box.append(t);
+}
+
+function scheduleView(model, root) {
+  const colors = model.get("colors");
+  const head = el("div", "wb-head");
+  const title = el("div", "wb-title", model.get("title"));
+  head.append(title, legend(model.get("legend")));
+  root.append(head);
+  const body = el("div", "wb-body wb-sched");
+  const side = el("div", "wb-side");
+  const nav = el("div", "wb-nav");
+  const prev = el("button", "wb-btn wb-prev", "\u25c0 prev");
+  const next = el("button", "wb-btn wb-next", "next \u25b6");
+  const slider = el("input", "wb-slider");
+  slider.type = "range"; slider.min = "0";
+  nav.append(prev, slider, next);
+  const list = el("ol", "wb-steps");
+  side.append(nav, list);
+  const main = el("div", "wb-main");
+  const banner = el("div", "wb-error-banner");
+  const tabBar = tabs([["loops", "Program"], ["diff", "Diff"], ["graph", "Block graph"]], model.get("tab"), (k) => {
+    model.set("tab", k); model.save_changes();
+  });
+  const loops = el("div", "wb-loops");
+  const diff = el("div", "wb-diffbox");
+  const graph = el("div", "wb-graphbox");
+  main.append(banner, tabBar, loops, diff, graph);
+  body.append(side, main);
+  root.append(body);
+  const nest = new LoopNest(loops, {colors, onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
+  const setStep = (k) => {
+    const n = model.get("steps").length;
+    k = Math.max(0, Math.min(n - 1, k));
+    model.set("step", k); model.save_changes();
+  };
+  prev.addEventListener("click", () => setStep(model.get("step") - 1));
+  next.addEventListener("click", () => setStep(model.get("step") + 1));
+  slider.addEventListener("input", () => setStep(parseInt(slider.value, 10)));
+  const drawSteps = () => {
+    const steps = model.get("steps");
+    slider.max = String(steps.length - 1);
+    list.replaceChildren();
+    for (const s of steps) {
+      const li = el("li", "wb-step wb-step-" + s.status);
+      li.dataset.step = String(s.index);
+      li.append(el("span", "wb-step-no", s.status === "error" ? "\u2716" : String(s.index)),
+                el("code", "wb-step-text", s.text));
+      li.addEventListener("click", () => setStep(s.index));
+      list.append(li);
+    }
+  };
+  const showStep = () => {
+    const k = model.get("step");
+    slider.value = String(k);
+    for (const li of list.querySelectorAll(".wb-step")) li.classList.toggle("wb-step-on", li.dataset.step === String(k));
+    const steps = model.get("steps");
+    prev.disabled = k <= 0; next.disabled = k >= steps.length - 1;
+  };
+  const show = () => {
+    const tab = model.get("tab");
+    setTabs(tabBar, tab);
+    loops.style.display = tab === "loops" ? "" : "none";
+    diff.style.display = tab === "diff" ? "" : "none";
+    graph.style.display = tab === "graph" ? "" : "none";
+  };
+  const load = () => {
+    const p = model.get("program");
+    nest.setProgram(p);
+    diffTable(diff, model.get("diff"));
+    const err = p.error;
+    banner.replaceChildren();
+    banner.style.display = err ? "" : "none";
+    if (err) {
+      banner.append(el("b", "", err.type + ": "), el("span", "wb-error-msg", err.message));
+      if (err.detail) banner.append(el("div", "wb-error-detail", err.detail));
+      if (err.node) nest.select(err.node);
+    } else if (model.get("selected")) {
+      nest.select(model.get("selected"), false);
+    }
+    showStep();
+  };
+  const drawGraph = () => graphPanel(graph, model.get("graph_svg"), (id) => {
+    model.set("tab", "loops"); model.set("selected", id); model.save_changes();
+  });
+  drawSteps(); load(); drawGraph(); show();
+  model.on("change:steps", () => { drawSteps(); showStep(); });
+  model.on("change:step", showStep);
+  model.on("change:program", load);
+  model.on("change:diff", () => diffTable(diff, model.get("diff")));
+  model.on("change:graph_svg", drawGraph);
+  model.on("change:tab", show);
+  model.on("change:selected", () => nest.select(model.get("selected")));
+}
+
+function moduleView(model, root) {
+  const colors = model.get("colors");
+  const head = el("div", "wb-head");
+  head.append(el("div", "wb-title", model.get("title")), legend(model.get("legend")));
+  root.append(head);
+  const body = el("div", "wb-body wb-sched");
+  const side = el("div", "wb-side");
+  const list = el("ul", "wb-fns");
+  const graph = el("div", "wb-graphbox wb-modgraph");
+  side.append(list, graph);
+  const main = el("div", "wb-main");
+  const title = el("div", "wb-subtitle");
+  const loops = el("div", "wb-loops");
+  main.append(title, loops);
+  body.append(side, main);
+  root.append(body);
+  const nest = new LoopNest(loops, {colors, onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
+  const pick = (name) => { model.set("current", name); model.save_changes(); };
+  const drawList = () => {
+    list.replaceChildren();
+    for (const f of model.get("functions")) {
+      const li = el("li", "wb-fn" + (f.name === model.get("current") ? " wb-fn-on" : ""));
+      li.dataset.name = f.name;
+      li.append(el("code", "", f.name), el("span", "wb-dim", " " + f.kind));
+      li.addEventListener("click", () => pick(f.name));
+      list.append(li);
+    }
+  };
+  const load = () => {
+    const p = model.get("program");
+    title.textContent = p.title || p.name || "";
+    nest.setProgram(p);
+    drawList();
+  };
+  graphPanel(graph, model.get("graph_svg"), (id) => pick(id.replace(/^fn-/, "")));
+  load();
+  model.on("change:program", load);
+  model.on("change:current", drawList);
+  model.on("change:selected", () => nest.select(model.get("selected")));
+}
+
+function render({ model, el: host }) {
+  const root = el("div", "wb-root");
+  host.append(root);
+  const kind = model.get("kind");
+  try {
+    if (kind === "schedule") scheduleView(model, root);
+    else if (kind === "module") moduleView(model, root);
+    else programView(model, root);
+    root.dataset.ready = "1";
+  } catch (err) {
+    root.append(el("pre", "wb-err", "workbench widget failed to render: " + err));
+    throw err;
+  }
+  return () => root.remove();
+}
+
+export default { render };
+"""
+
+CSS_BASE = r"""
+.wb-root { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 12.5px;
+  color: #1f2937; border: 1px solid #e5e7eb; border-radius: 6px; padding: 6px 8px; background: #fff; }
+.wb-head { display: flex; align-items: center; gap: 12px; flex-wrap: wrap; margin-bottom: 6px; }
+.wb-title { font-weight: 600; font-size: 13.5px; }
+.wb-subtitle { font-weight: 600; margin: 2px 0 4px; }
+.wb-legend { display: flex; gap: 10px; flex-wrap: wrap; margin-left: auto; color: #4b5563; }
+.wb-legend-item { display: inline-flex; align-items: center; gap: 4px; }
+.wb-swatch { width: 10px; height: 10px; border-radius: 2px; display: inline-block; }
+.wb-tabs { display: flex; gap: 2px; }
+.wb-tab { border: 1px solid #d1d5db; background: #f9fafb; padding: 2px 10px; cursor: pointer; border-radius: 4px;
+  font-size: 12px; color: #374151; }
+.wb-tab-on { background: #1f2937; color: #fff; border-color: #1f2937; }
+.wb-panes { display: flex; gap: 8px; align-items: stretch; }
+.wb-tree { flex: 1 1 45%; max-height: 460px; overflow: auto; border: 1px solid #f3f4f6; border-radius: 4px;
+  padding: 4px; position: relative; }
+.wb-code { flex: 1 1 55%; max-height: 460px; overflow: auto; background: #fbfbfb; border: 1px solid #f3f4f6;
+  border-radius: 4px; position: relative; }
+.wb-tree ul { list-style: none; margin: 0; padding-left: 14px; }
+.wb-tree > ul.wb-tree-root { padding-left: 0; }
+.wb-row { cursor: pointer; padding: 1px 4px; border-radius: 3px; white-space: nowrap; }
+.wb-row:hover { background: #f3f4f6; }
+.wb-row.wb-sel { background: #fde68a; }
+.wb-tog { display: inline-block; width: 12px; color: #6b7280; }
+.wb-kw { color: #7c3aed; }
+.wb-dim { color: #6b7280; }
+.wb-var { color: #111827; }
+.wb-extent { color: #0f766e; font-family: ui-monospace, Menlo, Consolas, monospace; }
+.wb-kind { color: #fff; border-radius: 3px; padding: 0 5px; font-size: 11px; }
+.wb-ann { background: #fef3c7; color: #92400e; border-radius: 3px; padding: 0 4px; margin-left: 4px; font-size: 11px; }
+.wb-iv { border-radius: 3px; padding: 0 4px; margin-right: 3px; font-size: 11px;
+  font-family: ui-monospace, Menlo, Consolas, monospace; }
+.wb-iv-spatial { background: #dbeafe; color: #1e40af; }
+.wb-iv-reduce { background: #fee2e2; color: #991b1b; }
+.wb-iv-opaque { background: #e5e7eb; }
+.wb-bdetail { color: #4b5563; padding-left: 16px; font-family: ui-monospace, Menlo, Consolas, monospace;
+  font-size: 11.5px; white-space: normal; }
+.wb-init { color: #9a3412; }
+.wb-code-lines { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; line-height: 1.45; }
+.wb-line { white-space: pre; cursor: pointer; padding-right: 8px; }
+.wb-line:hover { background: #f3f4f6; }
+.wb-ln { display: inline-block; min-width: 3.2em; text-align: right; padding-right: 8px; color: #9ca3af;
+  user-select: none; }
+.wb-line.wb-hl { background: #fef3c7; }
+.wb-line.wb-chg { box-shadow: inset 3px 0 0 #16a34a; background: #f0fdf4; }
+.wb-line.wb-chg.wb-hl { background: #fef3c7; }
+.wb-line.wb-err { box-shadow: inset 3px 0 0 #dc2626; background: #fee2e2; }
+.wb-more, .wb-more-row { margin: 4px; font-size: 11.5px; color: #2563eb; cursor: pointer; background: none;
+  border: 1px dashed #93c5fd; border-radius: 3px; padding: 2px 8px; }
+.wb-note { color: #6b7280; font-style: italic; padding: 6px; }
+.wb-graph svg { max-width: 100%; height: auto; }
+.wb-graphbox { overflow: auto; max-height: 480px; }
+.wb-clickable { cursor: pointer; }
+.wb-clickable:hover path, .wb-clickable:hover polygon, .wb-clickable:hover ellipse { stroke-width: 2.5; }
+.wb-sched { display: flex; gap: 10px; }
+.wb-side { flex: 0 0 30%; max-width: 360px; }
+.wb-main { flex: 1 1 70%; min-width: 0; display: flex; flex-direction: column; gap: 4px; }
+.wb-nav { display: flex; gap: 4px; align-items: center; margin-bottom: 4px; }
+.wb-slider { flex: 1; }
+.wb-btn { border: 1px solid #d1d5db; background: #f9fafb; border-radius: 4px; cursor: pointer; font-size: 11.5px; }
+.wb-steps, .wb-fns { list-style: none; margin: 0; padding: 0; max-height: 420px; overflow: auto; }
+.wb-step, .wb-fn { padding: 2px 6px; border-radius: 3px; cursor: pointer; display: flex; gap: 6px; }
+.wb-step:hover, .wb-fn:hover { background: #f3f4f6; }
+.wb-step-on, .wb-fn-on { background: #dbeafe; }
+.wb-step-no { color: #6b7280; min-width: 1.6em; text-align: right; }
+.wb-step-text { white-space: pre-wrap; word-break: break-all; font-size: 11.5px; }
+.wb-step-error { color: #b91c1c; }
+.wb-step-error.wb-step-on { background: #fee2e2; }
+.wb-error-banner { background: #fee2e2; border: 1px solid #fca5a5; color: #7f1d1d; border-radius: 4px; padding: 4px 8px; }
+.wb-error-detail { color: #991b1b; font-size: 11.5px; }
+.wb-diff { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; max-height: 460px; overflow: auto; }
+.wb-diff-row { white-space: pre; }
+.wb-diff-row.wb-add { background: #dcfce7; }
+.wb-diff-row.wb-del { background: #fee2e2; }
+.wb-diff-skip { color: #6b7280; font-style: italic; padding-left: 8em; }
+.wb-tag { display: inline-block; width: 1.2em; color: #6b7280; }
+"""
+
+
+def css() -> str:
+    """The widgets' stylesheet: layout plus the pygments token colours."""
+    return CSS_BASE + code_css(".wb-code-lines")
+
+
+def legend_items() -> list[dict]:
+    from .loop_tree import KIND_LABELS
+
+    return [{"kind": k, "label": KIND_LABELS[k], "color": c} for k, c in KIND_COLORS.items()]
+
+
+__all__ = ["ESM", "css", "legend_items"]

@@ -1,0 +1,216 @@
+"""Interactive widgets (anywidget, no npm build step): loop nest, schedule, module.
+
+The browser code is the inline ES module in ``frontend.py``; the state it reads is
+synced traitlets: ``program`` (tree, highlighted lines, marks), ``selected`` (the
+chosen loop/block id), ``tab``, ``graph_svg``, and for a schedule ``steps`` and
+``step`` (choosing a step recomputes ``program`` and ``diff`` here in Python).
+
+>>> import workbench as wb                                   # doctest: +SKIP
+>>> w = ProgramWidget(func); w.selected = "n0"               # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from ..ir.function import IRModule, PrimFunc
+from .block_graph import block_graph_data, module_graph_data, to_svg
+from .data import ScheduleData, program_payload
+from .frontend import ESM, css, legend_items
+from .loop_tree import KIND_COLORS, loop_tree
+
+# drawing the block graph is deferred to the first look at the Graph tab beyond this many blocks
+EAGER_GRAPH_BLOCKS = 60
+
+
+class _Base(anywidget.AnyWidget):
+    _esm = ESM
+    _css = css()
+    kind = t.Unicode("program").tag(sync=True)
+    title = t.Unicode("").tag(sync=True)
+    program = t.Dict().tag(sync=True)
+    selected = t.Unicode("").tag(sync=True)
+    tab = t.Unicode("loops").tag(sync=True)
+    graph_svg = t.Unicode("").tag(sync=True)
+    legend = t.List().tag(sync=True)
+    colors = t.Dict().tag(sync=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(legend=legend_items(), colors=dict(KIND_COLORS), **kwargs)
+
+    def _static_html(self) -> str:  # overridden: the view for exported notebooks
+        return ""
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget view plus the static HTML fallback (nbconvert, GitHub) and the script as text."""
+        out = super()._repr_mimebundle_(**kwargs)
+        data, meta = out if isinstance(out, tuple) else (out, {})
+        try:
+            data["text/html"] = self._static_html()
+        except Exception as err:  # the live widget still works; say what failed
+            import html
+
+            data["text/html"] = f"<pre>(static view failed: {html.escape(repr(err))})</pre>"
+        text = self._plain_text()
+        if text:
+            data["text/plain"] = text
+        return data, meta
+
+    def _plain_text(self) -> str:
+        return ""
+
+    def _draw_graph(self, func: Any) -> None:
+        if isinstance(func, PrimFunc):
+            self.graph_svg = to_svg(block_graph_data(func))
+        else:
+            self.graph_svg = ""
+
+
+class ProgramWidget(_Base):
+    """The loop nest of a PrimFunc beside its highlighted script, and its block graph.
+
+    Select a loop or block by clicking it (or set ``w.selected = "n3"``); its lines
+    light up in the script. ``tab="graph"`` opens on the block graph; a click on a
+    block there selects it in the loop nest.
+    """
+
+    def __init__(self, func: PrimFunc, tab: str = "loops"):
+        if not isinstance(func, PrimFunc):
+            raise TypeError(f"ProgramWidget shows a PrimFunc, got {type(func).__name__}")
+        self.func = func
+        self.tree = loop_tree(func)
+        super().__init__(kind="program", tab=tab, program=_wire(program_payload(func, tree=self.tree)),
+                         title=f"PrimFunc {func.name}")
+        if tab == "graph" or len(self.tree.blocks()) <= EAGER_GRAPH_BLOCKS:
+            self._draw_graph(func)
+
+    @t.observe("tab")
+    def _on_tab(self, change):
+        if change["new"] == "graph" and not self.graph_svg:
+            self._draw_graph(self.func)
+
+    def _static_html(self) -> str:
+        from .static import program_html
+
+        return program_html(self.func, tree=self.tree, graph_open=self.tab == "graph")
+
+    def _plain_text(self) -> str:
+        return self.tree.script
+
+
+class ScheduleWidget(_Base):
+    """The steps of a schedule; choosing a step shows the program after it and its diff.
+
+    An error (``error=`` or the schedule's last error) is a red last step: choosing
+    it shows the message and marks the loop or block it names.
+    """
+
+    steps = t.List().tag(sync=True)
+    step = t.Int(0).tag(sync=True)
+    diff = t.Dict().tag(sync=True)
+
+    def __init__(self, sch: Any, error: Any = None, step: int | None = None):
+        self.data = ScheduleData(sch, error)
+        n = len(self.data.steps)
+        k = n - 1 if step is None else step
+        if not 0 <= k < n:
+            raise IndexError(f"step {step} does not exist; this schedule has steps 0..{n - 1}")
+        prog, diff = self.data.view(k)
+        prog = _wire(prog)
+        super().__init__(kind="schedule", title=self.data.title, steps=self.data.steps_json(), step=k,
+                         program=prog, diff=diff)
+        self._graph_step = -1
+        if self.tab == "graph":
+            self._refresh_graph()
+
+    @t.observe("step")
+    def _on_step(self, change):
+        k = max(0, min(len(self.data.steps) - 1, int(change["new"])))
+        prog, diff = self.data.view(k)
+        self.program = _wire(prog)
+        self.diff = diff
+        if self.tab == "graph":
+            self._refresh_graph()
+
+    @t.observe("tab")
+    def _on_tab(self, change):
+        if change["new"] == "graph":
+            self._refresh_graph()
+
+    def _static_html(self) -> str:
+        from .static import schedule_html
+
+        return schedule_html(self.data)
+
+    def _plain_text(self) -> str:
+        sch = self.data.sch
+        return repr(sch)
+
+    def _refresh_graph(self):
+        if self._graph_step != self.step:
+            self._graph_step = self.step
+            self._draw_graph(self.data.steps[self.step].program)
+
+
+class ModuleWidget(_Base):
+    """The functions of an IRModule, the graph of which calls which, and the loop nest of one."""
+
+    functions = t.List().tag(sync=True)
+    current = t.Unicode("").tag(sync=True)
+
+    def __init__(self, mod: IRModule, current: str | None = None):
+        if not isinstance(mod, IRModule):
+            raise TypeError(f"ModuleWidget shows an IRModule, got {type(mod).__name__}")
+        self.mod = mod
+        names = list(mod.functions)
+        cur = current if current is not None else (names[0] if names else "")
+        if names and cur not in mod:
+            raise KeyError(f"module has no function {cur!r}; it has {', '.join(names)}")
+        fns = [{"name": k, "kind": "PrimFunc" if isinstance(f, PrimFunc) else type(f).__name__}
+               for k, f in mod.items()]
+        prog = _wire(program_payload(mod[cur])) if names else program_payload_empty()
+        super().__init__(kind="module", title=f"IRModule: {len(names)} function{'s' if len(names) != 1 else ''}",
+                         functions=fns, current=cur, program=prog,
+                         graph_svg=to_svg(module_graph_data(mod)) if names else "")
+
+    def _static_html(self) -> str:
+        from .static import module_html
+
+        return module_html(self.mod)
+
+    def _plain_text(self) -> str:
+        from .data import script_of
+
+        return script_of(self.mod)
+
+    @t.observe("current")
+    def _on_current(self, change):
+        if change["new"] in self.mod:
+            self.selected = ""
+            self.program = _wire(program_payload(self.mod[change["new"]]))
+
+
+def _wire(payload: dict) -> dict:
+    """The payload as sent to the browser: without the plain script text (the HTML lines carry it)."""
+    return {k: v for k, v in payload.items() if k != "script"}
+
+
+def program_payload_empty() -> dict:
+    return {"name": "", "title": "(empty module)", "tree": None, "script": "", "lines": [],
+            "marks": {"changed": [], "error": []}, "expand_depth": 0}
+
+
+def widget_for(obj: Any, **kwargs) -> _Base:
+    """The widget that shows ``obj``: a PrimFunc, an IRModule or a schedule."""
+    if isinstance(obj, PrimFunc):
+        return ProgramWidget(obj, **kwargs)
+    if isinstance(obj, IRModule):
+        return ModuleWidget(obj, **kwargs)
+    if hasattr(obj, "history") or hasattr(obj, "trace"):
+        return ScheduleWidget(obj, **kwargs)
+    raise TypeError(f"no widget shows a {type(obj).__name__}; expected a PrimFunc, IRModule or Schedule")
+
+
+__all__ = ["ProgramWidget", "ScheduleWidget", "ModuleWidget", "widget_for"]
