@@ -28,7 +28,8 @@ def test_fast_calls_are_batched_to_the_minimum_sample_time():
 
 def test_median_and_percentiles_ignore_outliers():
     c = FakeClock([1.0] * 9 + [50.0])                    # one call in ten is disturbed
-    t = measure(c.fn, min_time=0, warmup=0, min_sample=0, min_repeats=10, max_repeats=10, timer=c.timer)
+    t = measure(c.fn, min_time=0, warmup=0, min_sample=0, min_repeats=10, max_repeats=10, timer=c.timer,
+                max_time=None)  # the fake 50 s call must not trip the default 10 s cap
     assert t.number == 1 and t.repeats == 10
     assert t.median == 1.0 and t.p10 == 1.0
     assert t.mean == pytest.approx((9 + 50) / 10)
@@ -57,3 +58,36 @@ def test_a_previous_slow_call_counts_as_the_warm_up():
     c = FakeClock([1e-6])
     measure(c.fn, min_time=0.0, warmup=0.05, min_repeats=1, min_sample=0, timer=c.timer, estimate=1e-6)
     assert c.calls > 1000                                  # a fast one still warms up for 50 ms
+
+
+def test_max_time_caps_the_samples_of_a_slow_call():
+    from workbench.tuning.timing import measure
+
+    clock = [0.0]
+
+    def slow():  # each call takes 4 s on the fake clock
+        clock[0] += 4.0
+
+    t = measure(slow, min_time=0.2, min_repeats=5, max_time=10.0, timer=lambda: clock[0], estimate=4.0)
+    assert t.repeats == 3  # 4 + 4 + 4 s >= 10 s: stop before the 5 the minimum asks for
+    t = measure(slow, min_time=0.2, min_repeats=5, max_time=None, timer=lambda: clock[0], estimate=4.0)
+    assert t.repeats == 5
+
+
+def test_benchmark_notes_a_variant_cut_short_by_max_time():
+    import time
+
+    import numpy as np
+
+    import workbench as wb
+
+    def slow(a, b):
+        time.sleep(0.05)
+        np.copyto(b, a)
+
+    res = wb.benchmark({"copy": lambda a, b: np.copyto(b, a), "slow": slow},
+                       args=[np.ones(8, "float32"), np.zeros(8, "float32")], outputs=[1],
+                       min_time=0.01, min_repeats=5, max_time=0.08, peak=None, progress=False)
+    row = res.table.set_index("variant").loc["slow"]
+    assert row["status"] == "ok" and row["repeats"] < 5
+    assert "timed run(s) only" in row["note"]

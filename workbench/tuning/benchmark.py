@@ -385,7 +385,8 @@ def _bar(total: int, progress) -> Any:
 
 def benchmark(variants: Mapping[str, Any] | Sequence[Any], target="llvm", args: Sequence | None = None, *,
               sizes: Mapping | None = None, min_time: float = 0.2, warmup: float = 0.05, min_repeats: int = 5,
-              max_repeats: int = 200, baseline: str | None = None, peak: Any = "auto", rtol: float | None = None,
+              max_repeats: int = 200, max_time: float | None = 10.0, baseline: str | None = None,
+              peak: Any = "auto", rtol: float | None = None,
               atol: float | None = None, outputs: Sequence | None = None, seed: int = 0, progress: bool | None = None,
               build: Callable | None = None) -> BenchmarkResult:
     """Time variants of one computation on the same inputs, after checking they agree.
@@ -407,7 +408,8 @@ def benchmark(variants: Mapping[str, Any] | Sequence[Any], target="llvm", args: 
     A variant whose results differ is reported ``wrong`` and not timed; one that raises is
     reported ``error`` with its message, and the others still run. Correct variants are
     timed by ``measure`` (warm-up, repeats calibrated to ``min_time`` seconds, median and
-    spread). FLOPs and bytes are counted from each variant's IR (plain callables use the
+    spread); a variant whose samples reach ``max_time`` seconds stops there, with fewer than
+    ``min_repeats`` runs, and ``note`` says so (a naive 1024 matmul is timed once, not five times). FLOPs and bytes are counted from each variant's IR (plain callables use the
     first program's counts); ``peak`` (``"auto"``: ``wb.machine_peak(target)``, measured
     once and cached; ``None``: no peak; or a ``MachinePeak``) gives ``pct_of_peak``.
     Speedups are relative to ``baseline`` (default: the first variant). A progress bar
@@ -548,7 +550,10 @@ def benchmark(variants: Mapping[str, Any] | Sequence[Any], target="llvm", args: 
             # 2. time it
             try:
                 row.timing = measure(p.fn, *arrays, min_time=min_time, warmup=warmup, min_repeats=min_repeats,
-                                     max_repeats=max_repeats, estimate=first_call)
+                                     max_repeats=max_repeats, estimate=first_call, max_time=max_time)
+                if row.timing.repeats < min_repeats:
+                    row.note = (row.note + "; " if row.note else "") + \
+                        f"slow: {row.timing.repeats} timed run(s) only (max_time={max_time:g} s)"
             except Exception as err:
                 row.status, row.note = "error", f"while timing: {_short(err)}"
                 _restore(arrays, pristine)

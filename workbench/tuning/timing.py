@@ -79,12 +79,14 @@ def _percentile(sorted_vals: list, q: float) -> float:
 
 def measure(fn: Callable, *args, min_time: float = 0.2, warmup: float = 0.05, min_sample: float = 1e-3,
             min_repeats: int = 5, max_repeats: int = 200, timer: Callable[[], float] = time.perf_counter,
-            estimate: float | None = None) -> Timing:
+            estimate: float | None = None, max_time: float | None = 10.0) -> Timing:
     """Time ``fn(*args)``: warm-up, calibrated repeats, median and spread (see the module doc).
 
     ``min_time`` is the total measuring time to aim for (seconds, after warm-up);
     ``min_repeats``/``max_repeats`` bound the number of samples. A call slower than
-    ``min_time`` is still repeated ``min_repeats`` times. ``estimate`` is the time of
+    ``min_time`` is still repeated ``min_repeats`` times, unless the samples already took
+    ``max_time`` seconds (``None``: no cap): a 10 s kernel is then timed once, and
+    ``Timing.repeats`` says so. ``estimate`` is the time of
     a call made just before (e.g. a correctness check): when it is at least ``warmup``,
     that call was the warm-up and none is repeated (slow kernels are not run twice for nothing).
 
@@ -94,7 +96,8 @@ def measure(fn: Callable, *args, min_time: float = 0.2, warmup: float = 0.05, mi
     >>> t.p10 <= t.median <= t.p90
     True
     """
-    for name, v in (("min_time", min_time), ("warmup", warmup), ("min_sample", min_sample)):
+    for name, v in (("min_time", min_time), ("warmup", warmup), ("min_sample", min_sample),
+                    ("max_time", 0.0 if max_time is None else max_time)):
         if not (isinstance(v, (int, float)) and v >= 0):
             raise ValueError(f"measure(): {name} must be a number of seconds >= 0, got {v!r}")
     if not (isinstance(min_repeats, int) and min_repeats >= 1):
@@ -127,7 +130,10 @@ def measure(fn: Callable, *args, min_time: float = 0.2, warmup: float = 0.05, mi
         n = len(samples)
         if n >= max_repeats:
             break
-        if n >= min_repeats and timer() - budget_start >= min_time:
+        spent = timer() - budget_start
+        if n >= min_repeats and spent >= min_time:
+            break
+        if max_time is not None and spent >= max_time:
             break
     # 4. statistics
     s = sorted(samples)
