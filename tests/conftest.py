@@ -10,3 +10,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+# Hypothesis: CI runs a fixed (derandomized) set of examples so a run is reproducible; set
+# HYPOTHESIS_PROFILE=explore to search with fresh random examples (and many more of them).
+try:
+    from hypothesis import settings as _hsettings
+
+    _hsettings.register_profile("ci", derandomize=True, print_blob=True)
+    _hsettings.register_profile("explore", derandomize=False, max_examples=2000, print_blob=True)
+    _hsettings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass

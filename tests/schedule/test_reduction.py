@@ -1,5 +1,6 @@
 """decompose_reduction and rfactor."""
 import numpy as np
+import pytest
 
 import workbench as wb
 from workbench.schedule import ScheduleArgumentError, ScheduleError
@@ -144,3 +145,20 @@ def test_decompose_reduction_refuses_a_loop_that_repeats_the_update():
     assert err.message.startswith("cannot decompose block B at loop i: loop r inside it feeds none of the block's axes")
     sch.decompose_reduction(b, k)  # below r: the init runs again with each repetition
     check_numeric(sch.func, lambda a: a.sum(1), [(16, 32)], (16,), rtol=1e-4)
+
+
+def test_rfactor_refuses_a_block_that_shares_its_outer_loop():
+    # found by the random-primitives property test: after compute_at, the final reduction of
+    # rfactor would have been placed after its consumer.
+    import workbench as wb
+    from workbench.ir import op_library
+
+    case = op_library.OPS["rms_norm"]()
+    sch = wb.Schedule(case.func)
+    consumer_loops = sch.get_loops(sch.get_block("rms_norm"))
+    sch.compute_at(sch.get_block("rms_norm_sqsum"), consumer_loops[0])
+    before, n = sch.func, len(sch.history)
+    _, k = sch.get_loops(sch.get_block("rms_norm_sqsum"))
+    with pytest.raises(wb.ScheduleError, match="shares its outer loop i0 with block.*rms_norm"):
+        sch.rfactor(k, 0)
+    assert sch.func is before and len(sch.history) == n

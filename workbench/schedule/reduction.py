@@ -250,6 +250,12 @@ def rfactor(sch, loop, factor_axis: int = 0) -> Outcome:
         if isinstance(a, For):
             top_stmt = a
             break
+    sharing = [r.block.name for r in child_blocks(top_stmt) if r is not realize]
+    if sharing:
+        raise ScheduleError(
+            f"cannot rfactor loop {ln}: block {name} shares its outer loop {top_stmt.loop_var.name} with block(s) "
+            f"{', '.join(sharing)}, so its final reduction would have no place before them; apply rfactor before "
+            "compute_at/reverse_compute_at", node=top_stmt)
     new_top = replace_in_stmt(top_stmt, {id(realize): rf_real})
     func = replace_many(sch.func, {id(top_stmt): [new_top, nest]})
     # allocate the rf buffer in the scope block
