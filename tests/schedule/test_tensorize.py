@@ -30,6 +30,20 @@ def mm(A: wb.Buffer(({m}, {k}), "{in_a}"), Bp: wb.Buffer(({n // lanes}, {k // gr
 ''')
 
 
+def _f32_matmul(m=32, n=None, k=None):
+    """C[i, j] += A[i, k] * B[k, j] in float32, with no init (what the fp32 intrinsics describe)."""
+    n = m if n is None else n
+    k = m if k is None else k
+    return wb.parse(f'''
+@wb.prim_func
+def mm(A: wb.Buffer(({m}, {k}), "float32"), B: wb.Buffer(({k}, {n}), "float32"), C: wb.Buffer(({m}, {n}), "float32")):
+    for i, j, k in wb.grid({m}, {n}, {k}):
+        with wb.block("C"):
+            vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
+            C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
+''')
+
+
 def _pack(b, lanes, group):
     k, n = b.shape
     return b.T.reshape(n // lanes, lanes, k // group, group).transpose(0, 2, 1, 3).copy()
@@ -98,17 +112,7 @@ def test_bf16_dot(name, lanes, insn):
 
 @pytest.mark.parametrize("name,lanes,insn", [("fma_f32x16_avx512", 16, "zmm"), ("fma_f32x8_avx2", 8, "ymm")])
 def test_fp32_fma_micro_kernel(name, lanes, insn):
-    A = wb.te.placeholder((8, 16), "float32", name="A")
-    B = wb.te.placeholder((16, 32), "float32", name="B")
-    C = wb.te.placeholder((8, 32), "float32", name="C")
-    f = wb.parse('''
-@wb.prim_func
-def mm(A: wb.Buffer((8, 16), "float32"), B: wb.Buffer((16, 32), "float32"), C: wb.Buffer((8, 32), "float32")):
-    for i, j, k in wb.grid(8, 32, 16):
-        with wb.block("C"):
-            vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
-            C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
-''')
+    f = _f32_matmul(8, 32, 16)
     sch = wb.Schedule(f)
     i, j, k = sch.get_loops(sch.get_block("C"))
     jo, ji = sch.split(j, factors=[None, lanes])
@@ -128,14 +132,7 @@ def mm(A: wb.Buffer((8, 16), "float32"), B: wb.Buffer((16, 32), "float32"), C: w
 
 
 def test_teaching_intrinsic_in_interpreter_and_build():
-    f = wb.parse('''
-@wb.prim_func
-def mm(A: wb.Buffer((16, 16), "float32"), B: wb.Buffer((16, 16), "float32"), C: wb.Buffer((16, 16), "float32")):
-    for i, j, k in wb.grid(16, 16, 16):
-        with wb.block("C"):
-            vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
-            C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
-''')
+    f = _f32_matmul(16)
     sch = wb.Schedule(f)
     i, j, k = sch.get_loops(sch.get_block("C"))
     io, ii = sch.split(i, factors=[None, 4])
@@ -227,17 +224,6 @@ def test_missing_target_feature_is_a_clear_error():
 
 
 # mismatches ---------------------------------------------------------------------------------------
-
-
-def _f32_matmul(n=32):
-    return wb.parse(f'''
-@wb.prim_func
-def mm(A: wb.Buffer(({n}, {n}), "float32"), B: wb.Buffer(({n}, {n}), "float32"), C: wb.Buffer(({n}, {n}), "float32")):
-    for i, j, k in wb.grid({n}, {n}, {n}):
-        with wb.block("C"):
-            vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
-            C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
-''')
 
 
 def _tiled(func, fi, fj, fk):
