@@ -8,6 +8,13 @@ by an intrinsic (``dot_u8s8_vnni`` where the CPU has AVX512-VNNI, else ``dot_u8s
 The programs are written in script form with B packed ``[N // lanes, K // group, lanes, group]``
 and accumulate into C (C starts at zero: no init block, so no decompose_reduction needed).
 Every result is checked against numpy before it is timed.
+
+Where this CPU lacks AVX-512 VNNI / BF16, a second table runs the AVX-512 pairs
+(``dot_u8s8_vnni``, ``dot_bf16_avx512``, ``fma_f32x16_avx512``, built for
+``llvm -mcpu=sapphirerapids``) in the Bochs CPU emulator at ``--emulate-n`` (default 128),
+checks them against numpy, and counts the instructions each retires: a measure of
+the work the target CPU would do, independent of this machine. Emulated seconds
+are not the target's speed and are shown only to say what the run cost.
 """
 from __future__ import annotations
 
@@ -80,6 +87,70 @@ def measure(sch, args, want, check, repeat):
     return float(np.median(times))
 
 
+def emulated_counts(n):
+    """Instructions retired on an emulated Sapphire Rapids, with and without each AVX-512 intrinsic."""
+    from workbench.backend import emulate
+
+    if not emulate.available():
+        print("\n(emulator not installed: pip install 'workbench[emulate]' for the AVX-512 instruction counts)")
+        return
+    spr = "llvm -mcpu=sapphirerapids"
+    rng = np.random.default_rng(1)
+    rows = []
+
+    def count(sch, args, want, check):
+        mod = wb.build(sch.func, target=spr, emulate=True)
+        mod.count_instructions = True
+        args[-1][...] = 0
+        t0 = time.perf_counter()
+        mod(*args)
+        secs = time.perf_counter() - t0
+        check(args[-1], want)
+        return next(iter(mod.functions.values())).last_run.instructions, secs
+
+    a = rng.integers(0, 256, (n, n)).astype("uint8")
+    b = rng.integers(-128, 128, (n, n)).astype("int8")
+    want = a.astype(np.int32) @ b.astype(np.int32)
+    c = np.zeros((n, n), "int32")
+    exact = np.testing.assert_array_equal
+    plain = program(n, 64, 1, "uint8", "int8", "int32", packed=False)
+    rows.append(("int8 u8*s8->s32", "no tensorize: i4 x j64 tile, j vectorized (zmm)",
+                 *count(tiled(plain, 64, 1, vectorize=True), [a, b, c], want, exact)))
+    packed = program(n, 16, 4, "uint8", "int8", "int32")
+    rows.append(("int8 u8*s8->s32", "tensorize dot_u8s8_vnni (vpdpbusd zmm)",
+                 *count(tiled(packed, 16, 4, intrin="dot_u8s8_vnni"), [a, pack(b, 16, 4), c], want, exact)))
+
+    def close(o, w):
+        np.testing.assert_allclose(o, w, rtol=2e-3, atol=1e-2)
+
+    ab = rng.standard_normal((n, n)).astype(ml_dtypes.bfloat16)
+    bb = rng.standard_normal((n, n)).astype(ml_dtypes.bfloat16)
+    wantb = ab.astype(np.float32) @ bb.astype(np.float32)
+    cb = np.zeros((n, n), "float32")
+    bprog = program(n, 16, 2, "bfloat16", "bfloat16", "float32")
+    bbp = pack(bb, 16, 2)
+    rows.append(("bf16->fp32", "same schedule (i4 x j16 x k2), no tensorize",
+                 *count(tiled(bprog, 16, 2), [ab, bbp, cb], wantb, close)))
+    rows.append(("bf16->fp32", "tensorize dot_bf16_avx512 (vdpbf16ps zmm)",
+                 *count(tiled(bprog, 16, 2, intrin="dot_bf16_avx512"), [ab, bbp, cb], wantb, close)))
+    af, bf = rng.random((n, n), dtype="float32"), rng.random((n, n), dtype="float32")
+    wantf = af @ bf
+    cf = np.zeros((n, n), "float32")
+    fprog = program(n, 16, 1, "float32", "float32", "float32", packed=False)
+    rows.append(("fp32", "same schedule (i4 x j16), no tensorize, not vectorized",
+                 *count(tiled(fprog, 16, 1), [af, bf, cf], wantf, close)))
+    rows.append(("fp32", "tensorize fma_f32x16_avx512 (same tile)",
+                 *count(tiled(fprog, 16, 1, intrin="fma_f32x16_avx512"), [af, bf, cf], wantf, close)))
+    macs = n ** 3
+    print(f"\nemulated Sapphire Rapids (Bochs), n = {n}: instructions retired per call, all checked against numpy")
+    print(f"{'kind':<16} {'schedule':<56} {'instructions':>13} {'MACs/insn':>10} {'emulated s':>11}")
+    for kind, what, insns, secs in rows:
+        print(f"{kind:<16} {what:<56} {insns:13,d} {macs / insns:10.2f} {secs:11.2f}")
+    for k in range(0, len(rows), 2):
+        print(f"{rows[k][0]}: the tensorized schedule retires {rows[k][2] / rows[k + 1][2]:.2f}x fewer "
+              "instructions than the one above it")
+
+
 def pick(*names):
     host = wb.Target("llvm")
     for nm in names:
@@ -88,7 +159,7 @@ def pick(*names):
     return None
 
 
-def main(n=1024, repeat=3):
+def main(n=1024, repeat=3, emulate_n=128):
     rng = np.random.default_rng(0)
     ops = 2.0 * n ** 3
     host = wb.Target("llvm")
@@ -149,11 +220,19 @@ def main(n=1024, repeat=3):
     print(f"fp32: {f32} / same schedule without it = {t_f_plain / t_f:.2f}x; "
           f"vs the vectorized schedule = {t_f_vec / t_f:.2f}x")
     print(f"bf16: {b16} / same schedule without it = {t_b_plain / t_b:.2f}x")
+    if emulate_n and not (host.has("avx512vnni") and host.has("avx512bf16")):
+        emulated_counts(emulate_n)
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=1024)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--emulate-n", type=int, default=128,
+                   help="size of the emulated AVX-512 runs (instruction counts); 0 skips them")
+    p.add_argument("--emulate-only", action="store_true", help="only the emulated table")
     args = p.parse_args()
-    main(args.n, args.repeat)
+    if args.emulate_only:
+        emulated_counts(args.emulate_n)
+    else:
+        main(args.n, args.repeat, args.emulate_n)

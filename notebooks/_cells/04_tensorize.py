@@ -193,5 +193,62 @@ ax.figure
 # vectorized loops need a widening, a multiply and an add per product. On a VNNI CPU the
 # gap is larger still (one instruction, 16 lanes).
 #
+# ## No VNNI here? Run the VNNI kernel in the CPU emulator
+#
+# `wb.build(..., target="llvm -mcpu=sapphirerapids", emulate=True)` compiles for an Intel
+# Sapphire Rapids and runs the machine code in a CPU emulator (Bochs): slowly, but
+# instruction for instruction what that CPU does. So the real `vpdpbusd` kernel can be
+# checked against numpy on any x86-64 machine. The emulator cannot tell how fast the real
+# CPU would be; what it can count is the instructions each variant retires.
+
+# %%
+from workbench.backend import emulate
+
+
+def int8_schedule(n, lanes, intrin=None):
+    """The schedule above for n^3 and `lanes` int32 lanes: vectorized by LLVM, or tensorized."""
+    A_ = te.placeholder((n, n), "uint8", name="A")
+    B_ = te.placeholder((n // lanes, n // G, lanes, G), "int8", name="Bp")
+    k_ = te.reduce_axis(n, name="k")
+    C_ = te.compute((n, n), lambda i, j: te.sum(
+        A_[i, k_].astype("int32") * B_[j // lanes, k_ // G, j % lanes, k_ % G].astype("int32"), axis=k_), name="C")
+    s = wb.Schedule(wb.create_prim_func([A_, B_, C_]))
+    blk = s.get_block("C")
+    i, j, kk = s.get_loops(blk)
+    i0, i1 = s.split(i, factors=[None, 4])
+    j0, j1 = s.split(j, factors=[None, lanes])
+    k0, k1 = s.split(kk, factors=[None, G])
+    s.reorder(i0, j0, k0, i1, j1, k1)
+    s.decompose_reduction(blk, k0)
+    if intrin is None:
+        s.reorder(k1, j1)
+        s.vectorize(j1)
+    else:
+        s.tensorize(s.blockize(j1), intrin)
+    return s
+
+
+if emulate.available():
+    import pandas as pd
+
+    n = 64
+    a16 = rng.integers(0, 256, (n, n)).astype(np.uint8)   # VNNI accumulates in int32: no saturation
+    b16 = rng.integers(-128, 128, (n, n)).astype(np.int8)
+    bp16 = b16.T.reshape(n // 16, 16, n // G, G).transpose(0, 2, 1, 3).copy()
+    rows = []
+    for label, intrin in (("vectorized by LLVM (zmm)", None), ("tensorized (dot_u8s8_vnni)", "dot_u8s8_vnni")):
+        m = wb.build(int8_schedule(n, 16, intrin).mod, target="llvm -mcpu=sapphirerapids", emulate=True)
+        m.count_instructions = True
+        out = np.zeros((n, n), np.int32)
+        m(a16, bp16, out)
+        np.testing.assert_array_equal(out, a16.astype(np.int32) @ b16.astype(np.int32), err_msg=label)
+        run = next(iter(m.functions.values())).last_run
+        rows.append({"variant": label, "vpdpbusd in the code": m.source("asm").count("vpdpbusd"),
+                     "instructions retired": run.instructions, "multiply-adds per instruction": n ** 3 / run.instructions})
+    print("both emulated variants equal numpy's result")
+    display(pd.DataFrame(rows))
+else:
+    print("the emulator is not installed here (pip install 'workbench[emulate]')")
+#
 # **Try it**: `wb.list_tensor_intrins()` also lists `fma_f32x8_avx2`, a float32 vector FMA.
 # Tensorize the tutorial-2 matmul's vector loop with it and compare with `vectorize`.

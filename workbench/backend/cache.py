@@ -20,7 +20,7 @@ _entries: "OrderedDict[tuple, object]" = OrderedDict()
 _stats = {"compiles": 0, "hits": 0}
 
 
-def make_key(funcs: dict, target, checks: bool) -> tuple:
+def make_key(funcs: dict, target, checks: bool, emulate: bool = False) -> tuple:
     """The cache key of functions (name -> PrimFunc) built for ``target``."""
     from ..ir.structural import structural_hash
 
@@ -28,7 +28,7 @@ def make_key(funcs: dict, target, checks: bool) -> tuple:
     for name, f in funcs.items():
         names = tuple(f.buffer_map[p].name if p in f.buffer_map else p.name for p in f.params)
         parts.append((name, structural_hash(f), names))
-    return (tuple(parts), target.cache_key, bool(checks))
+    return (tuple(parts), target.cache_key, bool(checks), bool(emulate))
 
 
 def get(key):

@@ -36,7 +36,8 @@ def _collect(obj) -> dict:
                     f"got {type(obj).__name__}")
 
 
-def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name: str | None = None):
+def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name: str | None = None,
+          emulate: bool = False):
     """Compile a tensor program for the host CPU; returns a callable module.
 
     ``obj`` is a PrimFunc, an IRModule (every PrimFunc in it, each callable by
@@ -59,18 +60,18 @@ def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name:
     if name is not None and len(funcs) == 1:
         funcs = {name: next(iter(funcs.values()))}
     tgt = Target(target)
-    key = _cache.make_key(funcs, tgt, checks) if cache else None
+    key = _cache.make_key(funcs, tgt, checks, emulate) if cache else None
     if key is not None:
         hit = _cache.get(key)
         if hit is not None:
             return hit
-    mod = _compile(funcs, tgt, checks)
+    mod = _compile(funcs, tgt, checks, emulate)
     if key is not None:
         _cache.put(key, mod)
     return mod
 
 
-def _compile(funcs: dict, tgt: Target, checks: bool):
+def _compile(funcs: dict, tgt: Target, checks: bool, emulate: bool = False):
     import ctypes
 
     from .llvm.codegen import ModuleCodegen
@@ -95,6 +96,11 @@ def _compile(funcs: dict, tgt: Target, checks: bool):
     text = cg.text()
     t2 = time.perf_counter()
     times["lower"], times["codegen"] = t1 - t0, t2 - t1
+    if emulate:
+        from .emulate.module import compile_emulated
+
+        _cache.count_compile()
+        return compile_emulated(funcs, lowered, infos, text, tgt, times, _symbol)
     engine, opt_text, tm = compile_ir(text, tgt, times)
     slot = engine.get_global_value_address("__wb_launch")
     ctypes.c_void_p.from_address(slot).value = LAUNCH_ADDR

@@ -63,21 +63,30 @@ class CompileTimes(dict):
     """Seconds spent in each phase: ``{"lower": ..., "codegen": ..., "optimize": ..., "jit": ...}``."""
 
 
-def compile_ir(ir_text: str, target, times: CompileTimes):
-    """Parse, optimise (new pass manager, O3) and JIT-compile; returns (engine, optimised IR text)."""
+def optimize_ir(ir_text: str, target, tm):
+    """Parse and optimise (new pass manager, the target's opt level) for target machine ``tm``."""
     import llvmlite.binding as llvm
 
     init_llvm()
-    t0 = time.perf_counter()
     mod = llvm.parse_assembly(ir_text)
     mod.verify()
-    tm = target_machine(target)
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
     pto = llvm.create_pipeline_tuning_options(speed_level=min(3, target.opt_level))
     pb = llvm.create_pass_builder(tm, pto)
     mpm = pb.getModulePassManager()
     mpm.run(mod, pb)
+    return mod
+
+
+def compile_ir(ir_text: str, target, times: CompileTimes):
+    """Parse, optimise (new pass manager, O3) and JIT-compile; returns (engine, optimised IR text)."""
+    import llvmlite.binding as llvm
+
+    init_llvm()
+    t0 = time.perf_counter()
+    tm = target_machine(target)
+    mod = optimize_ir(ir_text, target, tm)
     t1 = time.perf_counter()
     opt_text = str(mod)
     engine = llvm.create_mcjit_compiler(mod, tm)
@@ -156,9 +165,11 @@ class BuiltFunction:
         self.params = param_specs(func, lowered)
         self.var_order = var_order
         self._var_pos = {id(v): k for k, v in enumerate(var_order)}
-        addr = module.engine.get_function_address(symbol)
-        self._cfn = ENTRY_FN(addr)
         self._nbuf = sum(1 for p in self.params if p.buffer is not None)
+        self._cfn = self._entry()
+
+    def _entry(self):
+        return ENTRY_FN(self.module.engine.get_function_address(self.entry_name))
 
     def __repr__(self) -> str:
         sig = ", ".join(f"{p.name}: {p.buffer.dtype}{list(map(str, p.buffer.shape))}" if p.buffer is not None
@@ -258,11 +269,23 @@ class BuiltFunction:
             deferred.append((dim, n, what, pos))
 
     def __call__(self, *args) -> None:
+        missing = self.module.host_lacks
+        if missing:
+            from ..target import Target
+
+            raise RuntimeError(
+                f"{self.name}(): this code was built for {self.module.target}, which uses "
+                f"{', '.join(missing)}; this CPU ({Target('llvm').cpu}) lacks {'it' if len(missing) == 1 else 'them'}, "
+                "so running it natively would die of an illegal instruction. Build with "
+                "wb.build(..., emulate=True) to run it in the CPU emulator, or read it with .source('asm')")
         bufs, scal, keep = self._bind(args)
         err = (ctypes.c_int64 * ERR_SLOTS)()
-        rc = self._cfn(ctypes.addressof(bufs), ctypes.addressof(scal), ctypes.addressof(err))
+        rc = self._invoke(bufs, scal, err, keep)
         if rc:
             self._raise(rc, err)
+
+    def _invoke(self, bufs, scal, err, arrays) -> int:
+        return self._cfn(ctypes.addressof(bufs), ctypes.addressof(scal), ctypes.addressof(err))
 
     def _raise(self, rc, err):
         code, mid, value, extent = (err[k] for k in range(ERR_SLOTS))
@@ -287,6 +310,16 @@ class BuiltFunction:
             self(*args)
             ts.append(time.perf_counter() - t)
         return float(np.median(ts))
+
+
+def host_lacks(target) -> list[str]:
+    """The features ``target`` enables that the host CPU does not have (sorted)."""
+    from ..target import Target
+
+    host = Target("llvm")
+    if target.features <= host.features:
+        return []
+    return sorted(target.features - host.features)
 
 
 def _shape_text(buf) -> str:
@@ -315,6 +348,8 @@ class LLVMModule:
         self._asm: str | None = None
         self.times = times
         self.functions: dict[str, BuiltFunction] = {}
+        #: CPU features the target uses that this machine lacks (calling natively refuses when non-empty)
+        self.host_lacks: list[str] = host_lacks(target)
 
     def source(self, kind: str = "ll") -> str:
         if kind == "ll":
@@ -362,4 +397,5 @@ class LLVMModule:
         return f"<LLVMModule [{', '.join(self.functions)}] for {self.target}>"
 
 
-__all__ = ["LLVMModule", "BuiltFunction", "compile_ir", "init_llvm", "size_vars", "param_specs", "eval_int"]
+__all__ = ["LLVMModule", "BuiltFunction", "compile_ir", "optimize_ir", "init_llvm", "size_vars", "param_specs",
+           "eval_int", "host_lacks"]
