@@ -209,3 +209,40 @@ def mm(A: wb.Buffer((1, 4), "bfloat16"), Bp: wb.Buffer((1, 2, 16, 2), "bfloat16"
     c = np.zeros((1, 16), "float32")
     raw(a, bp, c)
     assert not np.array_equal(c, want), "the emulator now decodes vdpbf16ps disp8 right: drop keep_in_register"
+
+
+def test_calls_from_several_threads_do_not_interfere():
+    """The emulator has one global memory map; concurrent calls take turns and each gets its own result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    mod = wb.build(_matmul(16), target=SPR, emulate=True)
+    rng = np.random.default_rng(5)
+    pairs = [(rng.standard_normal((16, 16), dtype="float32"), rng.standard_normal((16, 16), dtype="float32"))
+             for _ in range(8)]
+
+    def run(pair):
+        c = np.zeros((16, 16), "float32")
+        mod(*pair, c)
+        return c
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, pairs))
+    for (a, b), c in zip(pairs, results):
+        np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_run_that_does_not_end_is_stopped_with_an_error():
+    """The emulator holds the GIL while it runs: without the time limit, `jmp $` would freeze the process."""
+    import time
+
+    from workbench.backend.emulate import bochs
+
+    bochs.load()
+    code = bochs._aligned(bochs.PAGE)
+    code[:2] = [0xEB, 0xFE]                         # jmp $
+    m = bochs.Machine()
+    m.map(code.ctypes.data, bochs.PAGE, writable=False, name="code")
+    t0 = time.perf_counter()
+    with pytest.raises(EmulationError, match=r"ran longer than 0.3 s .* and was stopped"):
+        m.call(code.ctypes.data, [], max_seconds=0.3)
+    assert time.perf_counter() - t0 < 30

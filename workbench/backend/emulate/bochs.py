@@ -233,7 +233,12 @@ class RunInfo:
 
 
 class Machine:
-    """One emulated call: map host regions, then :meth:`call` a function at a host address."""
+    """One emulated call: map host regions, then :meth:`call` a function at a host address.
+
+    Building the page tables touches no emulator state; guest-physical pages are
+    backed (``page_insert``) only while :meth:`call` runs, under a lock, and
+    removed when it returns, so machines in several threads do not interfere.
+    """
 
     def __init__(self):
         self._tables: dict[int, np.ndarray] = {}      # guest-physical address -> table page
@@ -241,6 +246,8 @@ class Machine:
         self._ranges: list[tuple[int, int, int]] = []  # (gpa, va, pages), sorted by gpa
         self._names: list[tuple[int, int, str]] = []
         self._inserted: list[int] = []
+        self._unbacked: list[int] = []
+        self._scratch: list[np.ndarray] = []
         self.pml4 = self._table()
 
     def _alloc_gpa(self, pages: int) -> int:
@@ -252,7 +259,7 @@ class Machine:
         page = _aligned(PAGE).view(np.uint64)
         gpa = self._alloc_gpa(1)
         self._tables[gpa] = page
-        self._insert(gpa, page.ctypes.data)
+        bisect.insort(self._ranges, (gpa, page.ctypes.data, 1))   # backed on first touch, like any page
         return gpa
 
     def _insert(self, gpa: int, hva: int) -> None:
@@ -302,7 +309,12 @@ class Machine:
             if g0 <= gpa < g0 + pages * PAGE:
                 self._insert(gpa & ~(PAGE - 1), va0 + (gpa & ~(PAGE - 1)) - g0)
                 return
-        raise EmulationError(f"guest-physical page {gpa:#x} has no backing")   # a bug in this module
+        # cannot happen (every guest-physical page comes from a mapped range); never raise inside the
+        # emulator: back it with a scratch page and report after the run
+        self._unbacked.append(gpa)
+        scratch = _aligned(PAGE)
+        self._scratch.append(scratch)
+        self._insert(gpa & ~(PAGE - 1), scratch.ctypes.data)
 
     def region_name(self, addr: int) -> str:
         for start, nbytes, name in self._names:
@@ -311,8 +323,12 @@ class Machine:
         return ""
 
     def call(self, entry: int, args: list[int], *, fs: int = 0, count: bool = False,
-             want_regs: bool = False, stack_bytes: int = 1 << 20) -> RunInfo:
-        """Call the function at host address ``entry`` with integer/pointer ``args`` (System V ABI)."""
+             want_regs: bool = False, stack_bytes: int = 1 << 20, max_seconds: float | None = 600.0) -> RunInfo:
+        """Call the function at host address ``entry`` with integer/pointer ``args`` (System V ABI).
+
+        The emulator holds the GIL while it runs, so a call that does not finish would freeze
+        the process (and a Jupyter kernel); after ``max_seconds`` the run stops with an error.
+        """
         bochscpu = _state["bochscpu"]
         stack = _aligned(stack_bytes)
         stop = _aligned(PAGE)
@@ -354,6 +370,18 @@ class Machine:
                 s.stop()
 
             hook.exception = on_exception
+            deadline = [time.perf_counter() + max_seconds if max_seconds else None, 0]
+
+            def on_branch(s, cpu_id, *_):
+                # loops branch back: the one place a run can go on for long; look at the clock now and then
+                deadline[1] += 1
+                if deadline[1] & 0x3FFF == 0 and time.perf_counter() > deadline[0]:
+                    fault.append(("timeout", 0, s.cpu.rip, 0))
+                    s.stop()
+
+            if max_seconds:
+                hook.cnear_branch_taken = on_branch
+                hook.ucnear_branch = on_branch
             if count:
                 def after(s, cpu_id, insn):
                     counter[0] += 1
@@ -368,9 +396,16 @@ class Machine:
                 for gpa in self._inserted:
                     bochscpu.memory.page_remove(gpa)
                 self._inserted.clear()
+        if self._unbacked:
+            raise EmulationError(f"internal error: guest-physical page(s) {', '.join(map(hex, self._unbacked))} "
+                                 "had no backing")
         if not fault:
             raise EmulationError("the emulated call stopped without returning")
         vector, error_code, rip, cr2 = fault[0]
+        if vector == "timeout":
+            raise EmulationError(f"the emulated call ran longer than {max_seconds:g} s (at instruction address "
+                                 f"{rip:#x}) and was stopped; emulation is about 30 million instructions a "
+                                 "second: try smaller sizes, or raise max_seconds")
         if not (vector == 13 and rip in (stop.ctypes.data, stop.ctypes.data + 1)):   # rip may be past the hlt
             raise EmulationError(self._describe_fault(vector, error_code, rip, cr2))
         return RunInfo(seconds, counter[0] if count else None, regs)

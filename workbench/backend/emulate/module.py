@@ -104,7 +104,8 @@ class EmulatedModule(LLVMModule):
 
     ``heap_bytes`` is the arena for heap-allocated buffers per call;
     ``count_instructions = True`` makes every call count the instructions it
-    retires (``f.last_run.instructions``), at some cost in speed.
+    retires (``f.last_run.instructions``), about five times slower;
+    ``max_seconds`` stops a call that runs longer, with an error.
     """
 
     def __init__(self, target, ir_text: str, opt_text: str, tm, times, image, *, heap_bytes: int = 64 << 20):
@@ -112,6 +113,8 @@ class EmulatedModule(LLVMModule):
         self.image = image
         self.heap_bytes = heap_bytes
         self.count_instructions = False
+        #: a call that runs longer is stopped with an error (the emulator would otherwise hold the GIL)
+        self.max_seconds: float | None = 600.0
         self.host_lacks = []
         missing = sorted(f for f in target.features if f in bochs.CPUID_FEATURES
                          and f not in bochs.model_features())
@@ -162,7 +165,7 @@ class EmulatedFunction(BuiltFunction):
             if heap is not None:
                 m.map(lo, mod.heap_bytes, name="the heap arena")
         info = m.call(self._cfn, [ctypes.addressof(bufs), ctypes.addressof(scal), ctypes.addressof(err)],
-                      fs=fs, count=mod.count_instructions)
+                      fs=fs, count=mod.count_instructions, max_seconds=mod.max_seconds)
         self.last_run = info
         return ctypes.c_int32(info.regs["rax"] & 0xFFFFFFFF).value
 
