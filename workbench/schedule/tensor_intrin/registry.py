@@ -147,7 +147,7 @@ class IntrinTable(list):
                 from ...backend.llvm.target_intrinsics import missing_features
 
                 miss = missing_features(t.target_features, target)
-                row += ("yes" if not miss else "no (lacks " + ", ".join(miss) + ")",)
+                row += ("yes" if not miss else "no (lacks " + ", ".join(miss) + "): build with emulate=True",)
             out.append(row)
         return out
 
