@@ -246,3 +246,30 @@ def test_a_run_that_does_not_end_is_stopped_with_an_error():
     with pytest.raises(EmulationError, match=r"ran longer than 0.3 s .* and was stopped"):
         m.call(code.ctypes.data, [], max_seconds=0.3)
     assert time.perf_counter() - t0 < 30
+
+
+def test_a_fault_leaves_no_emulator_session_behind():
+    """A session kept alive by a traceback and collected during a later run aborted the process (found
+    by the corpus test); the session must be gone by the time the error is raised."""
+    import gc
+
+    import bochscpu
+
+    from workbench.backend.emulate import bochs
+
+    bochs.load()
+    code = bochs._aligned(bochs.PAGE)
+    prog = bytes.fromhex("c5f8290fc3")               # vmovaps [rdi], xmm1; ret
+    code[:len(prog)] = np.frombuffer(prog, np.uint8)
+    data = bochs._aligned(bochs.PAGE)
+    m = bochs.Machine()
+    m.map(code.ctypes.data, bochs.PAGE, writable=False, name="code")
+    m.map(data.ctypes.data, bochs.PAGE, name="data")
+    with pytest.raises(EmulationError, match=r"#GP general protection .*misaligned") as kept:
+        m.call(code.ctypes.data, [data.ctypes.data + 4])
+    assert kept.traceback                              # the traceback (and its frames) is still alive
+    assert not [o for o in gc.get_objects() if isinstance(o, bochscpu.Session)]
+    m = bochs.Machine()
+    m.map(code.ctypes.data, bochs.PAGE, writable=False, name="code")
+    m.map(data.ctypes.data, bochs.PAGE, name="data")
+    m.call(code.ctypes.data, [data.ctypes.data])      # aligned: runs

@@ -335,8 +335,8 @@ class Machine:
         stop[:] = 0xF4                                            # hlt
         self.map(stack.ctypes.data, stack_bytes, name="the stack")
         self.map(stop.ctypes.data, PAGE, writable=False, name="the return stub")
-        top = stack.ctypes.data + stack_bytes - 64
-        ctypes.c_uint64.from_address(top).value = stop.ctypes.data   # return address; rsp % 16 == 8 at entry
+        top = stack.ctypes.data + stack_bytes - 64 - 8                  # the call pushed 8 bytes: rsp % 16 == 8
+        ctypes.c_uint64.from_address(top).value = stop.ctypes.data   # the return address
         with _lock:
             sess = bochscpu.Session()
             sess.missing_page_handler = self._missing_page
@@ -393,6 +393,9 @@ class Machine:
                 seconds = time.perf_counter() - t0
                 regs = {r: getattr(sess.cpu, r) for r in ("rax", "rbx", "rcx", "rdx")} if want_regs \
                     else {"rax": sess.cpu.rax}
+                # destroy the session (and its CPU) now, under the lock: a session kept alive by a
+                # traceback and collected later, in the middle of another run, aborts the process
+                del sess, hook
                 for gpa in self._inserted:
                     bochscpu.memory.page_remove(gpa)
                 self._inserted.clear()
@@ -413,7 +416,9 @@ class Machine:
     def _describe_fault(self, vector: int, error_code: int, rip: int, cr2: int) -> str:
         what = _EXCEPTIONS.get(vector, f"exception {vector}")
         where = self.region_name(rip)
-        at = f"at instruction address {rip:#x}" + (f" (in {where})" if where else "")
+        # Bochs reports a page fault at the faulting instruction, other faults at it or just after it
+        at = f"{'at' if vector == 14 else 'at or just before'} instruction address {rip:#x}" + \
+            (f" (in {where})" if where else "")
         if vector == 14:
             access = "a write to" if error_code & 2 else ("an instruction fetch from" if error_code & 16
                                                            else "a read of")
@@ -428,6 +433,9 @@ class Machine:
         if vector == 6:
             return (f"emulated code raised {what} {at}: the emulated {MODEL_NAME} CPU does not implement an "
                     "instruction the code uses")
+        if vector == 13:
+            return (f"emulated code raised {what} {at}: typically an aligned vector access (vmovaps) to a "
+                    "misaligned address, or a non-canonical address")
         return f"emulated code raised {what} {at} (error code {error_code})"
 
 
