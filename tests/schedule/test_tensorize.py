@@ -96,6 +96,35 @@ def test_int8_dot(name, lanes, insn):
     np.testing.assert_array_equal(c, want)
 
 
+@pytest.mark.parametrize("name,lanes,insn", INT8)
+def test_int8_dot_on_a_register_tile(name, lanes, insn):
+    """The benchmark's schedule: cache_inplace keeps a 4 x 2*lanes tile of C in a local buffer
+    (loaded once, written back once per tile); the dot product is tensorized inside it."""
+    m, n, k = 8, 4 * lanes, 32
+    sch = wb.Schedule(_dot_program(m, n, k, lanes, 4, "uint8", "int8", "int32"))
+    c_blk = sch.get_block("C")
+    copy_in, copy_out = sch.cache_inplace(c_blk, 0, "local")
+    i, j, kk = sch.get_loops(c_blk)
+    io, ii = sch.split(i, factors=[None, 4])
+    jo, jm, ji = sch.split(j, factors=[None, 2, lanes])
+    ko, ki = sch.split(kk, factors=[None, 4])
+    sch.reorder(io, jo, ko, ii, jm, ji, ki)
+    sch.reverse_compute_at(copy_out, jo)
+    sch.compute_at(copy_in, jo)
+    sch.unroll(ii)
+    sch.unroll(jm)
+    sch.tensorize(ji, name)
+    mod = _build(sch, name)
+    assert len(_asm_lines(mod, insn)) >= 8, f"{insn} not unrolled over the tile"
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 128 if name.endswith("avx2") else 256, (m, k)).astype("uint8")
+    b = rng.integers(-128, 128, (k, n)).astype("int8")
+    c = rng.integers(-1000, 1000, (m, n)).astype("int32")
+    want = c + a.astype(np.int32) @ b.astype(np.int32)
+    mod(a, _pack(b, lanes, 4), c)
+    np.testing.assert_array_equal(c, want)
+
+
 BF16 = [("dot_bf16_avx512", 16, "vdpbf16ps"), ("dot_bf16_avx2_emulated", 8, "vfmadd")]
 
 

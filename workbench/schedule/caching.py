@@ -1,8 +1,8 @@
-"""Caching and storage: ``cache_read``, ``cache_write``, ``set_scope``, ``storage_align``.
+"""Caching and storage: ``cache_read``, ``cache_write``, ``cache_inplace``, ``set_scope``, ``storage_align``.
 
 Every scope (``global``, ``shared``, ``local``) builds for the CPU too. Cache blocks copy
-the whole buffer (correct for symbolic sizes too); move them with ``compute_at`` /
-``reverse_compute_at`` to copy only what a loop needs.
+the whole buffer, or exactly the box a block writes (correct for symbolic sizes too); move
+them with ``compute_at`` / ``reverse_compute_at`` to copy only what a loop needs.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..ir.functor import substitute
 from ..ir.node import FrozenDict
 from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, IterVar, SeqStmt, seq
 from .errors import DependenceError, ScheduleArgumentError
-from .legality import buffer_users, refresh_regions
+from .legality import box_fits, buffer_users, refresh_regions, written_box
 from .loops import loop_names
 from .state import Outcome
 from .tree import Index, fresh_name, replace_in_stmt, replace_many
@@ -31,17 +31,23 @@ def _region_buffer(blk: Block, regions, k, kind: str, realize):
     return regions[k].buffer
 
 
-def _copy_block(sch, name: str, src: Buffer, dst: Buffer):
-    """``for ax...: with block(name): dst[v...] = src[v...]`` over the whole buffer."""
+def _copy_block(sch, name: str, src: Buffer, dst: Buffer, box=None):
+    """``for ax...: with block(name): dst[v...] = src[v...]`` over the whole buffer.
+
+    With ``box`` (one ``(start, extent)`` per dimension) it copies only that box:
+    ``dst[v0 + start0, ...] = src[v0 + start0, ...]`` for ``v`` in the box's extents.
+    """
     taken = loop_names(sch.func)
-    ivs, loops = [], []
-    for d, ext in enumerate(src.shape):
+    box = box or [(IntImm(0, ext.dtype), ext) for ext in src.shape]
+    ivs, loops, idx = [], [], []
+    for d, (start, ext) in enumerate(box):
         v = Var(f"v{d}", ext.dtype)
         lv = Var(fresh_name(f"ax{d}", taken), ext.dtype)
         taken.add(lv.name)
         ivs.append(IterVar(v, ext, IterType.SPATIAL))
         loops.append((lv, ext))
-    idx = tuple(iv.var for iv in ivs)
+        idx.append(v if isinstance(start, IntImm) and start.value == 0 else v + start)
+    idx = tuple(idx)
     blk = refresh_regions(Block(name, tuple(ivs), (), (), BufferStore(dst, BufferLoad(src, idx), idx)))
     nest = BlockRealize(tuple(lv for lv, _ in loops), IntImm(1, "bool"), blk)
     for lv, ext in reversed(loops):
@@ -179,10 +185,25 @@ def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
         other = [w for w in writers if w != blk.name][0]
         raise ScheduleArgumentError(f"cannot cache_write {buf.name} of block {blk.name}: block {other} also writes it",
                                     node=realize)
+    inplace = (f"sch.cache_inplace(block, {_read_index(blk, buf)}, {scope!r}) loads {buf.name} into the cache "
+               "before the block and copies it back after")
+    if blk.init is None and _read_index(blk, buf) is not None:
+        raise DependenceError(
+            f"cannot cache_write {buf.name} of block {blk.name}: the block reads {buf.name} before writing it "
+            f"(it updates {buf.name} in place and has no init), so a write cache would start with garbage",
+            detail=f"{inplace}; or write the reduction with an init (wb.init()).", node=realize)
+    box = written_box(realize, buf)
+    fit = box_fits(box, buf) if box is not None else ""
+    if not fit:
+        raise DependenceError(
+            f"cannot cache_write {buf.name} of block {blk.name}: it cannot be shown to write every element of a "
+            f"box of {buf.name}, so copying the cache back would overwrite elements it never wrote",
+            detail="cache_write needs each index of the write to be a constant or a * v + c for a spatial "
+                   "iterator v over a dense range (extent a), and no condition around the store.", node=realize)
     cname = _buf_name(buf.name, scope, sch.func)
     cbuf = Buffer(cname, buf.shape, buf.dtype, scope=scope)
     bname = fresh_name(cname, idx.blocks)
-    nest = _copy_block(sch, bname, cbuf, buf)
+    nest = _copy_block(sch, bname, cbuf, buf, box=None if fit == "whole" else box)
     new_real = realize.replace(block=substitute(blk, {}, {buf: cbuf}))
     body = sc.block.body
     items = list(body.seq) if isinstance(body, SeqStmt) else [body]
@@ -201,6 +222,79 @@ def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
     new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
     func = replace_many(sch.func, {id(sc): new_sc})
     return Outcome(func=func, outputs=("block", bname))
+
+
+def _read_index(blk: Block, buf: Buffer):
+    """The position of ``buf`` among the block's read buffers, or ``None``."""
+    return next((k for k, r in enumerate(blk.reads) if r.buffer is buf), None)
+
+
+def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
+    """Cache a buffer the block updates in place; returns ``[copy-in block, copy-out block]``.
+
+    For a block that reads and writes the same buffer without an init (accumulating
+    into an output, as a tensorized matmul does), where ``cache_write`` would start the
+    cache with garbage. Move both copies under a loop with ``compute_at`` (the copy-in)
+    and ``reverse_compute_at`` (the copy-out) to keep a register tile.
+
+    Before::
+
+        for i, j, k in wb.grid(64, 64, 64):
+            with wb.block("C"):
+                vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
+                C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
+
+    ``sch.cache_inplace(sch.get_block("C"), 0, "local")`` gives::
+
+        C_local = wb.alloc_buffer((64, 64), scope="local")
+        for ax0, ax1 in wb.grid(64, 64):
+            with wb.block("C_local_in"):
+                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
+                C_local[v0, v1] = C[v0, v1]
+        for i, j, k in wb.grid(64, 64, 64):
+            with wb.block("C"):
+                vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
+                C_local[vi, vj] = C_local[vi, vj] + A[vi, vk] * B[vk, vj]
+        for ax0, ax1 in wb.grid(64, 64):
+            with wb.block("C_local"):
+                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
+                C[v0, v1] = C_local[v0, v1]
+    """
+    realize, anc = sch.block_of(block)
+    blk = realize.block
+    _check_scope(scope, f"cannot cache_inplace for block {blk.name}")
+    buf = _region_buffer(blk, blk.reads, read_buffer_index, "read", realize)
+    if not any(r.buffer is buf for r in blk.writes):
+        raise ScheduleArgumentError(f"cannot cache_inplace {buf.name} for block {blk.name}: the block reads "
+                                    f"{buf.name} but does not write it; cache_read caches a buffer that is only read",
+                                    node=realize)
+    idx = sch.index()
+    sc = idx.scope_of(anc)
+    top = _top_stmt(anc, sc, realize)
+    writers, readers = buffer_users(idx, buf)
+    for other in writers + readers:
+        if other != blk.name:
+            o_real, o_anc = idx.blocks[other]
+            if idx.scope_of(o_anc) is sc and _top_stmt(o_anc, sc, o_real) is top:
+                raise DependenceError(
+                    f"cannot cache_inplace {buf.name} for block {blk.name}: block {other} also uses {buf.name} in "
+                    "the same loop nest, so copies of the whole buffer around that nest would not see its accesses",
+                    detail="cache_inplace first, then move blocks with compute_at.", node=o_real)
+    cname = _buf_name(buf.name, scope, sch.func)
+    cbuf = Buffer(cname, buf.shape, buf.dtype, scope=scope)
+    in_name = fresh_name(f"{cname}_in", idx.blocks)
+    out_name = fresh_name(cname, set(idx.blocks) | {in_name})
+    copy_in = _copy_block(sch, in_name, buf, cbuf)
+    copy_out = _copy_block(sch, out_name, cbuf, buf)
+    new_real = realize.replace(block=substitute(blk, {}, {buf: cbuf}))
+    body = sc.block.body
+    items = list(body.seq) if isinstance(body, SeqStmt) else [body]
+    at = [k for k, s in enumerate(items) if s is top][0]
+    new_items = [replace_in_stmt(s, {id(realize): new_real}) for s in items]
+    new_items[at:at + 1] = [copy_in, new_items[at], copy_out]
+    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
+    func = replace_many(sch.func, {id(sc): new_sc})
+    return Outcome(func=func, outputs=[("block", in_name), ("block", out_name)])
 
 
 def set_scope(sch, block, buffer_index: int, storage_scope: str) -> Outcome:

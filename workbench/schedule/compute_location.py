@@ -7,8 +7,8 @@ from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, 
 from .bounds import const_of, lin_bounds, lin_sub, linear, loop_range, to_expr
 from .errors import (ComputeLocationError, DependenceError, InlineError, RegionCoverError,
                      ScheduleArgumentError)
-from .legality import (ReplaceLoads, allocating_block, buffer_users, is_reduction, loops_between, refresh_regions,
-                       region_under, relax_map)
+from .legality import (ReplaceLoads, allocating_block, box_fits, buffer_users, is_reduction, loops_between,
+                       refresh_regions, region_under, relax_map, written_box)
 from .loops import loop_names
 from .lookup import consumers_of, producers_of
 from .state import Outcome
@@ -47,6 +47,47 @@ def _setup(sch, block, loop, what):
 
 def _contains(idx, name: str, loop: For) -> bool:
     return any(a is loop for a in idx.blocks[name][1])
+
+
+def _through_whole_writer(idx, scope, f: For, mine: str, other: str, kind: str, via: list[str]) -> bool:
+    """True when block ``other``, outside loop ``f``, exchanges values with block ``mine`` only
+    through a block of ``via`` (inside ``f``) that writes the whole of every buffer they share.
+
+    ``kind`` says what ``other`` is to ``mine``: a ``"consumer"`` must come after ``f``, a
+    ``"producer"`` before it. This is the copy-in / update / copy-out chain of ``cache_inplace``:
+    the copy-out reads what the copy-in wrote, but only after the update rewrote all of it, so
+    the copy-in can move into the update's loop while the copy-out stays after it (and back).
+    """
+    from .lookup import accessed
+
+    names = idx.blocks_in_scope(scope)
+    inside = [n for n in names if _contains(idx, n, f)]
+    if not inside or other not in names:
+        return False
+    pos = names.index(other)
+    b_mine, b_other = idx.block(mine), idx.block(other)
+    if kind == "consumer":
+        if pos < names.index(inside[-1]):
+            return False
+        shared = accessed(b_mine, "write") & accessed(b_other, "read")
+    else:
+        if pos > names.index(inside[0]):
+            return False
+        shared = accessed(b_other, "write") & accessed(b_mine, "read")
+    bufs = {id(r.buffer): r.buffer for b in (b_mine, b_other) for r in b.reads + b.writes}
+    for bid in shared:
+        buf = bufs.get(bid)
+        if buf is None:
+            return False
+        whole = False
+        for w in via:
+            box = written_box(idx.blocks[w][0], buf)
+            if box is not None and box_fits(box, buf) == "whole":
+                whole = True
+                break
+        if not whole:
+            return False
+    return True
 
 
 def _new_nest(sch, realize: BlockRealize, dims: dict, loop: For, l_anc: tuple, preserve: bool):
@@ -160,16 +201,21 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     if not cons:
         raise ComputeLocationError(f"cannot compute block {name} at loop {ln}: no block after it reads what it "
                                    "writes, so there is no consumer to compute it for", node=realize)
+    inside = [c for c in cons if _contains(idx, c, f)]
     for c in cons:
-        if not _contains(idx, c, f):
+        if c not in inside and not _through_whole_writer(idx, scope, f, name, c, "consumer", inside):
             raise ComputeLocationError(
                 f"cannot compute block {name} at loop {ln}: its consumer block {c} is not inside loop {ln}, "
                 f"so that loop is not an ancestor of all its consumers", node=f)
+    if not inside:
+        raise ComputeLocationError(f"cannot compute block {name} at loop {ln}: none of its consumers "
+                                   f"({', '.join(cons)}) is inside that loop", node=f)
+    cons = inside
     for p in producers_of(idx, scope, name):
         if _contains(idx, p, f):
             raise DependenceError(f"cannot compute block {name} at loop {ln}: its producer block {p} is inside "
                                   "that loop and would then run after it", node=f)
-    _check_no_shared_writes(idx, name, cons, "compute", ln, f)
+    _check_no_shared_writes(idx, name, cons, "compute", ln, f, l_anc)
     blk = realize.block
     if len(blk.writes) != 1:
         raise ComputeLocationError(f"cannot compute block {name} at loop {ln}: it writes {len(blk.writes)} "
@@ -230,16 +276,21 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
     if not prods:
         raise ComputeLocationError(f"cannot reverse-compute block {name} at loop {ln}: no block before it writes "
                                    "what it reads", node=realize)
+    inside = [p for p in prods if _contains(idx, p, f)]
     for p in prods:
-        if not _contains(idx, p, f):
+        if p not in inside and not _through_whole_writer(idx, scope, f, name, p, "producer", inside):
             raise ComputeLocationError(
                 f"cannot reverse-compute block {name} at loop {ln}: its producer block {p} is not inside loop {ln}, "
                 f"so that loop is not an ancestor of all its producers", node=f)
+    if not inside:
+        raise ComputeLocationError(f"cannot reverse-compute block {name} at loop {ln}: none of its producers "
+                                   f"({', '.join(prods)}) is inside that loop", node=f)
+    prods = inside
     for c in consumers_of(idx, scope, name):
         if _contains(idx, c, f):
             raise DependenceError(f"cannot reverse-compute block {name} at loop {ln}: its consumer block {c} is "
                                   "inside that loop and would then run before it", node=f)
-    _check_no_shared_writes(idx, name, prods, "reverse-compute", ln, f)
+    _check_no_shared_writes(idx, name, prods, "reverse-compute", ln, f, l_anc)
     outer_loops = [a for a in l_anc if isinstance(a, For)] + [f]
     blk = realize.block
     iv_dims: dict = {}
@@ -277,15 +328,34 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
     return Outcome(func=new_func)
 
 
-def _check_no_shared_writes(idx, name: str, others: list[str], verb: str, ln: str, f) -> None:
-    """Refuse when another block writes the same buffer (an init and its update): moving one of them
-    into a loop of the other would overwrite the other's results."""
+def _check_no_shared_writes(idx, name: str, others: list[str], verb: str, ln: str, f, l_anc=()) -> None:
+    """Refuse when another block writes the same buffer and accumulates into it across iterations of
+    the loop (an init and its update with the loop inside the reduction): moving one of them into
+    that loop would overwrite the other's results.
+
+    Allowed: the other block updates exactly the elements it reads (``C[vi, vj] = C[vi, vj] + ...``)
+    and finishes them within one iteration of the loop (no reduce iterator bound to the loop or
+    one outside it), as a ``cache_inplace`` copy-in moved into its update's tile loop.
+    """
+    from ..ir.structural import structural_equal
     from .lookup import accessed
 
     mine = accessed(idx.block(name), "write")
+    outer = [a.loop_var for a in l_anc if isinstance(a, For)] + [f.loop_var]
     for o in others:
         common = mine & accessed(idx.block(o), "write")
-        if common:
+        if not common:
+            continue
+        o_real = idx.blocks[o][0]
+        ob = o_real.block
+        across = any(iv.iter_type == IterType.REDUCE and any(uses_var(val, v) for v in outer)
+                     for iv, val in zip(ob.iter_vars, o_real.iter_values))
+        same = all(
+            [r.region for r in ob.reads if id(r.buffer) == bid] and
+            all(structural_equal(r.region, w.region) for r in ob.reads if id(r.buffer) == bid
+                for w in ob.writes if id(w.buffer) == bid)
+            for bid in common)
+        if across or not same or ob.init is not None:
             buf = [r.buffer.name for r in idx.block(name).writes if id(r.buffer) in common] or ["its buffer"]
             raise DependenceError(
                 f"cannot {verb} block {name} at loop {ln}: block {o} writes {buf[0]} too, so running {name} inside "

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..ir.expr import BufferLoad, IntImm, PrimExpr, Range, Var, as_int
-from ..ir.functor import Mutator, Visitor, collect_vars, substitute, uses_var
-from ..ir.stmt import Block, BlockRealize, BufferStore, For, IterType
+from ..ir.functor import Mutator, Visitor, collect_vars, post_order_visit, substitute, uses_var
+from ..ir.stmt import Block, BlockRealize, BufferStore, For, IfThenElse, IterType
 from .bounds import const_bounds, const_of, lin_bounds, lin_sub, linear, loop_range
 from .errors import NonAffineBindingError
 from .tree import Index
@@ -164,3 +164,58 @@ class ReplaceLoads(Mutator):
         if n2.buffer is self.buf:
             return self.fn(n2)
         return n2
+
+
+def written_box(realize: BlockRealize, buf: Buffer):
+    """The box of ``buf`` the block writes completely, as ``[(start, extent), ...]``, or ``None``.
+
+    The block's write region must tile a box densely over the block's iteration domain:
+    each dimension constant, or ``a * v + c`` with extent ``a`` for a spatial iterator ``v``
+    used by no other dimension; and no condition in the block may skip a store.
+    """
+    blk = realize.block
+    regions = [r for r in blk.writes if r.buffer is buf]
+    if len(regions) != 1:
+        return None
+    guarded = []
+    post_order_visit(blk.body, lambda n: guarded.append(n) if isinstance(n, IfThenElse) or (
+        isinstance(n, BlockRealize) and not (isinstance(n.predicate, IntImm) and n.predicate.value)) else None)
+    if guarded:
+        return None
+    from ..ir.arith import Analyzer
+
+    an = Analyzer()
+    spatial = {iv.var: iv for iv in blk.iter_vars if iv.iter_type == IterType.SPATIAL}
+    others = {iv.var for iv in blk.iter_vars} - set(spatial)
+    used: set = set()
+    box = []
+    for rng in regions[0].region:
+        vs = [v for v in collect_vars(rng.min) if v in spatial or v in others]
+        if uses_var(rng.extent, lambda x: x in spatial or x in others):
+            return None
+        if not vs:
+            box.append((rng.min, rng.extent))
+            continue
+        if len(set(vs)) != 1 or vs[0] not in spatial or vs[0] in used:
+            return None
+        v = vs[0]
+        used.add(v)
+        c = an.simplify(substitute(rng.min, {v: IntImm(0, v.dtype)}))
+        a = an.simplify(substitute(rng.min, {v: IntImm(1, v.dtype)}) - c)
+        if not an.can_prove_equal(rng.min, a * v + c) or not an.can_prove_equal(a, rng.extent):
+            return None
+        dom = spatial[v].dom
+        box.append((an.simplify(a * dom.min + c), an.simplify(a * dom.extent)))
+    return box
+
+
+def box_fits(box, buf: Buffer) -> str:
+    """``"whole"`` if the box is all of ``buf``, ``"inside"`` if provably within it, else ``""``."""
+    from ..ir.arith import Analyzer
+
+    an = Analyzer()
+    if all(an.can_prove_equal(start, 0) and an.can_prove_equal(ext, dim) for (start, ext), dim in zip(box, buf.shape)):
+        return "whole"
+    if all(an.can_prove(start >= 0) and an.can_prove(start + ext <= dim) for (start, ext), dim in zip(box, buf.shape)):
+        return "inside"
+    return ""

@@ -344,7 +344,7 @@ def _attach_primitives():
         "loops": ["split", "fuse", "reorder", "add_unit_loop"],
         "annotations": ["parallel", "vectorize", "unroll", "bind", "annotate", "unannotate"],
         "compute_location": ["compute_at", "reverse_compute_at", "compute_inline", "reverse_compute_inline"],
-        "caching": ["cache_read", "cache_write", "set_scope", "storage_align"],
+        "caching": ["cache_read", "cache_write", "cache_inplace", "set_scope", "storage_align"],
         "layout": ["transform_layout"],
         "reduction": ["decompose_reduction", "rfactor"],
         "sampling": ["sample_perfect_tile", "sample_categorical", "sample_compute_location"],
