@@ -246,3 +246,37 @@ def test_compute_at_refuses_init_into_its_update():
     init = sch.decompose_reduction(c, j)
     refused(sch, sch.compute_at, init, k, exc=DependenceError,
             match="block C_update writes C too, so running C_init inside that loop would overwrite")
+
+
+def test_reverse_compute_at_still_needs_a_producer_outside_the_loop_to_be_overwritten():
+    """A producer outside the loop is allowed only when a block inside it rewrites all of the
+    buffer they share (the cache_inplace chain); a partial update does not count."""
+
+    @wb.prim_func
+    def partial(A: wb.Buffer((16,), "float32"), Out: wb.Buffer((16,), "float32")):
+        X = wb.alloc_buffer((16,), "float32")
+        Z = wb.alloc_buffer((16,), "float32")
+        for i in range(16):
+            with wb.block("P1"):
+                vi = wb.axis.spatial(16, i)
+                X[vi] = A[vi]
+        for i in range(8):
+            with wb.block("P2"):
+                vi = wb.axis.spatial(8, i)
+                X[vi] = X[vi] + 1.0
+        for i in range(16):
+            with wb.block("P3"):
+                vi = wb.axis.spatial(16, i)
+                Z[vi] = A[vi] * 2.0
+        for i in range(16):
+            with wb.block("C"):
+                vi = wb.axis.spatial(16, i)
+                Out[vi] = X[vi] + Z[vi]
+
+    sch = wb.Schedule(partial)
+    (p2,) = sch.get_loops(sch.get_block("P2"))
+    (p3,) = sch.get_loops(sch.get_block("P3"))
+    refused(sch, sch.reverse_compute_at, sch.get_block("C"), p2, exc=ComputeLocationError,
+            match="its producer block P1 is not inside loop i")
+    refused(sch, sch.reverse_compute_at, sch.get_block("C"), p3, exc=ComputeLocationError,
+            match="its producer block P1 is not inside loop i")
