@@ -29,6 +29,7 @@ import numpy as np
 
 import workbench as wb
 from workbench.backend.llvm.target_intrinsics import missing_features
+from workbench.demo import matmul_schedules, tile_sizes
 from workbench.schedule.tensor_intrin import get_tensor_intrin
 
 
@@ -76,32 +77,11 @@ def te_program(n, in_a, in_b, acc):
     return wb.create_prim_func([A, B, C])
 
 
-def tutorial2(func, mr, nr, lanes):
-    """Tutorial 2's recipe (the flagship demo's "packed B") for any dtype: an ``mr x nr`` register
-    tile (``cache_write`` + ``decompose_reduction``), vectorized by ``lanes``, B packed in the
-    function, row tiles parallel."""
-    sch = wb.Schedule(func)
-    c = sch.get_block("C")
-    i, j, k = sch.get_loops(c)
-    i0, i1 = sch.split(i, factors=[None, mr])
-    j0, j1 = sch.split(j, factors=[None, nr])
-    sch.reorder(i0, j0, k, i1, j1)
-    j1o, j1i = sch.split(j1, factors=[None, lanes])
-    sch.vectorize(j1i)
-    sch.parallel(i0)
-    cl = sch.cache_write(c, 0, "local")
-    sch.reverse_compute_at(cl, j0)
-    sch.decompose_reduction(c, k)
-    sch.unroll(i1)
-    sch.unroll(j1o)
-    bp = sch.cache_read(c, 2, "global")
-    sch.transform_layout(bp, ("write", 0), lambda kk, jj: (jj // nr, kk, jj % nr))
-    a0, a1 = sch.get_loops(bp)
-    a1o, a1i = sch.split(a1, factors=[None, nr])
-    sch.reorder(a1o, a0, a1i)
-    sch.vectorize(a1i)
-    sch.parallel(a1o)
-    return sch
+def tutorial2(n, func, target="llvm"):
+    """Tutorial 2's recipe (the flagship demo's "packed B": a 4 x 2*lanes register tile with
+    ``cache_write`` + ``decompose_reduction``, vectorized, B packed in the function, row tiles
+    parallel) applied to ``func``."""
+    return matmul_schedules(n, target, func=func)["packed B"]
 
 
 def register_tile(func, lanes, group, *, intrin=None, vectorize=False, mr=4, nsub=2):
@@ -187,7 +167,7 @@ def emulated_counts(n):
     c = np.zeros((n, n), "int32")
     exact = np.testing.assert_array_equal
     rows.append(("int8 u8*s8->s32", "no tensorize: tutorial 2's recipe, 4 x 32 tile (zmm)",
-                 *count(tutorial2(te_program(n, "uint8", "int8", "int32"), 4, 32, 16), [a, b, c], want, exact)))
+                 *count(tutorial2(n, te_program(n, "uint8", "int8", "int32"), spr), [a, b, c], want, exact)))
     packed = program(n, 16, 4, "uint8", "int8", "int32")
     rows.append(("int8 u8*s8->s32", "tensorize dot_u8s8_vnni (vpdpbusd zmm), 4 x 32 tile",
                  *count(register_tile(packed, 16, 4, intrin="dot_u8s8_vnni"), [a, pack(b, 16, 4), c], want, exact)))
@@ -251,13 +231,13 @@ def main(n=1024, repeat=3, emulate_n=128):
     b = rng.integers(-128, 128, (n, n)).astype("int8")
     want = a.astype(np.int32) @ b.astype(np.int32)
     c = np.zeros((n, n), "int32")
-    int_lanes = host.vector_lanes("int32")
+    mr, nr, _ = tile_sizes()
     plain = program(n, 32, 1, "uint8", "int8", "int32", packed=False)
     candidates = {
         "no tensorize: i4 x j32 tile, j vectorized, i_0 parallel":
             (tiled_simple(plain, 32), (a, b, c)),
-        f"no tensorize: tutorial 2's recipe (4 x {2 * int_lanes} register tile, B packed)":
-            (tutorial2(te_program(n, "uint8", "int8", "int32"), 4, 2 * int_lanes, int_lanes), (a, b, c)),
+        f"no tensorize: tutorial 2's recipe ({mr} x {nr} register tile, B packed)":
+            (tutorial2(n, te_program(n, "uint8", "int8", "int32")), (a, b, c)),
     }
     t_int = None
     for what, (sch, args) in candidates.items():
@@ -282,8 +262,7 @@ def main(n=1024, repeat=3, emulate_n=128):
     rows.append(("fp32", "same tile, j vectorized (no tensorize)", t_f_vec))
     t_f = measure(register_tile(fprog, fl, 1, intrin=f32), (af, bfp, cf), wantf, close, repeat)
     rows.append(("fp32", f"same tile, tensorize {f32}", t_f))
-    t_demo = measure(tutorial2(te_program(n, "float32", "float32", "float32"), 4, 2 * fl, fl),
-                     (af, bf, cf), wantf, close, repeat)
+    t_demo = measure(tutorial2(n, te_program(n, "float32", "float32", "float32")), (af, bf, cf), wantf, close, repeat)
     rows.append(("fp32", "tutorial 2's recipe (the flagship demo's packed B)", t_demo))
     t_f_best = min(t_f_vec, t_demo)
     # bf16 --------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def tile_sizes(target: str = "llvm") -> tuple[int, int, int]:
     return 4, 2 * lanes, lanes
 
 
-def matmul_schedules(n: int = 1024, target: str = "llvm") -> dict:
+def matmul_schedules(n: int = 1024, target: str = "llvm", func=None) -> dict:
     """Tutorial 2's schedule, one entry per step: name -> PrimFunc (the naive one) or Schedule.
 
     Each step forks the schedule of the step before and adds primitives, exactly as the
@@ -80,7 +80,10 @@ def matmul_schedules(n: int = 1024, target: str = "llvm") -> dict:
     5. ``packed B``: copy B once into panels of the tile's width (``cache_read`` +
        ``transform_layout``), so the inner loop reads it contiguously.
 
-    ``n`` must be a multiple of the tile's column count (16 with AVX2).
+    ``n`` must be a multiple of the tile's column count (16 with AVX2). ``func`` schedules
+    another ``n x n`` matmul written the same way (``te.sum`` into block ``C``, so it has an
+    init), such as an int8 one with ``int32`` casts; the default is ``matmul(n)`` (float32).
+    The tile is sized for 32-bit accumulators.
 
     >>> steps = matmul_schedules(64)
     >>> type(steps["naive"]).__name__, type(steps["packed B"]).__name__
@@ -92,7 +95,7 @@ def matmul_schedules(n: int = 1024, target: str = "llvm") -> dict:
     if n % nr or n % mr:
         raise ValueError(f"matmul_schedules: n={n} must be a multiple of the register tile ({mr} x {nr}); "
                          f"try n={max(nr, n // nr * nr)}")
-    naive = matmul(n)
+    naive = matmul(n) if func is None else func
     steps: dict = {"naive": naive}
     sch = wb.Schedule(naive)
     c = sch.get_block("C")

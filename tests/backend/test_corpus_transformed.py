@@ -8,8 +8,8 @@ import workbench as wb
 from workbench.ir import op_library
 
 
-def _transform(func):
-    """Split each block's innermost loop by 4 and vectorize the inner part; parallelize its
+def _transform(func, factor=4):
+    """Split each block's innermost loop by ``factor`` and vectorize the inner part; parallelize its
     outermost loop. Steps that are illegal for a block (a reduction loop) are refused by the
     schedule and skipped. Returns the schedule and the names of the steps that applied."""
     sch = wb.Schedule(func)
@@ -20,7 +20,7 @@ def _transform(func):
             continue
         before = len(sch.history)
         try:
-            _, inner = sch.split(loops[-1], factors=[None, 4])
+            _, inner = sch.split(loops[-1], factors=[None, factor])
             sch.vectorize(inner)
             applied.append(f"{name}:vectorize")
         except wb.ScheduleError:  # e.g. the innermost loop is a reduction loop: take the split back too

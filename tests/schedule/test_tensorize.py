@@ -86,7 +86,12 @@ def test_int8_dot(name, lanes, insn):
     assert blk.annotations["tensorized"] == name and len(blk.match_buffers) == 3
     mod = _build(sch, name)
     assert _asm_lines(mod, insn), f"{insn} not in the assembly"
-    rng = np.random.default_rng(1)
+    _check_int8_dot(mod, name, m, n, k, lanes, seed=1)
+
+
+def _check_int8_dot(mod, name, m, n, k, lanes, seed):
+    """C (non-zero) += A @ B with random u8 A and s8 B (packed), exactly as numpy's int32 matmul."""
+    rng = np.random.default_rng(seed)
     # pmaddubsw saturates pair sums at int16: A < 128 keeps the AVX2 dot exact (see x86.py)
     a = rng.integers(0, 128 if name.endswith("avx2") else 256, (m, k)).astype("uint8")
     b = rng.integers(-128, 128, (k, n)).astype("int8")
@@ -116,13 +121,7 @@ def test_int8_dot_on_a_register_tile(name, lanes, insn):
     sch.tensorize(ji, name)
     mod = _build(sch, name)
     assert len(_asm_lines(mod, insn)) >= 8, f"{insn} not unrolled over the tile"
-    rng = np.random.default_rng(4)
-    a = rng.integers(0, 128 if name.endswith("avx2") else 256, (m, k)).astype("uint8")
-    b = rng.integers(-128, 128, (k, n)).astype("int8")
-    c = rng.integers(-1000, 1000, (m, n)).astype("int32")
-    want = c + a.astype(np.int32) @ b.astype(np.int32)
-    mod(a, _pack(b, lanes, 4), c)
-    np.testing.assert_array_equal(c, want)
+    _check_int8_dot(mod, name, m, n, k, lanes, seed=4)
 
 
 BF16 = [("dot_bf16_avx512", 16, "vdpbf16ps"), ("dot_bf16_avx2_emulated", 8, "vfmadd")]

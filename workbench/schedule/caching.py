@@ -64,6 +64,34 @@ def _top_stmt(anc: tuple, scope: BlockRealize, node):
     raise AssertionError("node not under scope")
 
 
+def _in_nest(idx, sc: BlockRealize, top, name: str) -> bool:
+    """True when block ``name`` is directly in scope ``sc``, inside its top-level statement ``top``."""
+    real, anc = idx.blocks[name]
+    return idx.scope_of(anc) is sc and _top_stmt(anc, sc, real) is top
+
+
+def _scope_items(sc: BlockRealize) -> list:
+    body = sc.block.body
+    return list(body.seq) if isinstance(body, SeqStmt) else [body]
+
+
+def _position(sc: BlockRealize, top) -> int:
+    """Where the top-level statement ``top`` stands in the scope's body."""
+    return [k for k, s in enumerate(_scope_items(sc)) if s is top][0]
+
+
+def _with_copies(sch, sc: BlockRealize, mapping: dict, inserts: list, cbuf: Buffer):
+    """The function with the scope's statements rewritten by ``mapping`` (``id(realize) -> new``),
+    each ``(k, nest)`` of ``inserts`` placed before the scope's k-th statement (k = its length:
+    at the end), and ``cbuf`` allocated in the scope."""
+    items = _scope_items(sc)
+    new_items = [replace_in_stmt(s, mapping) for s in items]
+    for k, nest in sorted(inserts, key=lambda kn: -kn[0]):
+        new_items.insert(k, nest)
+    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
+    return replace_many(sch.func, {id(sc): new_sc})
+
+
 def _buf_name(base: str, scope: str, func) -> str:
     idx = Index(func)
     taken = {b.name for b in func.buffer_map.values()}
@@ -130,12 +158,10 @@ def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=N
         r = idx.realize(t)
         nb = substitute(r.block, {}, {buf: cbuf})
         mapping[id(r)] = r.replace(block=nb)
-    body = sc.block.body
-    items = list(body.seq) if isinstance(body, SeqStmt) else [body]
     if writers:
         last = idx.blocks[writers[-1]]
         top = _top_stmt(last[1], sc, last[0])
-        at = [k for k, s in enumerate(items) if s is top][0] + 1
+        at = _position(sc, top) + 1
         for t in targets:
             t_real, t_anc = idx.blocks[t]
             if _top_stmt(t_anc, sc, t_real) is top:
@@ -145,10 +171,7 @@ def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=N
                     detail="cache_read first, then move blocks with compute_at.", node=t_real)
     else:
         at = 0
-    new_items = [replace_in_stmt(s, mapping) for s in items]
-    new_items.insert(at, nest)
-    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
-    func = replace_many(sch.func, {id(sc): new_sc})
+    func = _with_copies(sch, sc, mapping, [(at, nest)], cbuf)
     return Outcome(func=func, outputs=("block", bname))
 
 
@@ -185,13 +208,14 @@ def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
         other = [w for w in writers if w != blk.name][0]
         raise ScheduleArgumentError(f"cannot cache_write {buf.name} of block {blk.name}: block {other} also writes it",
                                     node=realize)
-    inplace = (f"sch.cache_inplace(block, {_read_index(blk, buf)}, {scope!r}) loads {buf.name} into the cache "
-               "before the block and copies it back after")
-    if blk.init is None and _read_index(blk, buf) is not None:
+    read_index = next((k for k, r in enumerate(blk.reads) if r.buffer is buf), None)
+    if blk.init is None and read_index is not None:
         raise DependenceError(
             f"cannot cache_write {buf.name} of block {blk.name}: the block reads {buf.name} before writing it "
             f"(it updates {buf.name} in place and has no init), so a write cache would start with garbage",
-            detail=f"{inplace}; or write the reduction with an init (wb.init()).", node=realize)
+            detail=f"sch.cache_inplace(block, {read_index}, {scope!r}) loads {buf.name} into the cache before the "
+                   "block and copies it back after; or write the reduction with an init (wb.init()).",
+            node=realize)
     box = written_box(realize, buf)
     fit = box_fits(box, buf) if box is not None else ""
     if not fit:
@@ -205,28 +229,16 @@ def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
     bname = fresh_name(cname, idx.blocks)
     nest = _copy_block(sch, bname, cbuf, buf, box=None if fit == "whole" else box)
     new_real = realize.replace(block=substitute(blk, {}, {buf: cbuf}))
-    body = sc.block.body
-    items = list(body.seq) if isinstance(body, SeqStmt) else [body]
     top = _top_stmt(anc, sc, realize)
     for r in buffer_users(idx, buf)[1]:
-        if r != blk.name:
-            r_real, r_anc = idx.blocks[r]
-            if idx.scope_of(r_anc) is sc and _top_stmt(r_anc, sc, r_real) is top:
-                raise DependenceError(
-                    f"cannot cache_write {buf.name} of block {blk.name}: block {r} reads it in the same loop nest, "
-                    "so a copy of the whole buffer back after that nest would come too late",
-                    detail="cache_write first, then move blocks with compute_at.", node=r_real)
-    at = [k for k, s in enumerate(items) if s is top][0] + 1
-    new_items = [replace_in_stmt(s, {id(realize): new_real}) for s in items]
-    new_items.insert(at, nest)
-    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
-    func = replace_many(sch.func, {id(sc): new_sc})
+        if r != blk.name and _in_nest(idx, sc, top, r):
+            raise DependenceError(
+                f"cannot cache_write {buf.name} of block {blk.name}: block {r} reads it in the same loop nest, "
+                "so a copy of the whole buffer back after that nest would come too late",
+                detail="cache_write first, then move blocks with compute_at.", node=idx.blocks[r][0])
+    at = _position(sc, top) + 1
+    func = _with_copies(sch, sc, {id(realize): new_real}, [(at, nest)], cbuf)
     return Outcome(func=func, outputs=("block", bname))
-
-
-def _read_index(blk: Block, buf: Buffer):
-    """The position of ``buf`` among the block's read buffers, or ``None``."""
-    return next((k for k, r in enumerate(blk.reads) if r.buffer is buf), None)
 
 
 def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
@@ -273,13 +285,11 @@ def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
     top = _top_stmt(anc, sc, realize)
     writers, readers = buffer_users(idx, buf)
     for other in writers + readers:
-        if other != blk.name:
-            o_real, o_anc = idx.blocks[other]
-            if idx.scope_of(o_anc) is sc and _top_stmt(o_anc, sc, o_real) is top:
-                raise DependenceError(
-                    f"cannot cache_inplace {buf.name} for block {blk.name}: block {other} also uses {buf.name} in "
-                    "the same loop nest, so copies of the whole buffer around that nest would not see its accesses",
-                    detail="cache_inplace first, then move blocks with compute_at.", node=o_real)
+        if other != blk.name and _in_nest(idx, sc, top, other):
+            raise DependenceError(
+                f"cannot cache_inplace {buf.name} for block {blk.name}: block {other} also uses {buf.name} in "
+                "the same loop nest, so copies of the whole buffer around that nest would not see its accesses",
+                detail="cache_inplace first, then move blocks with compute_at.", node=idx.blocks[other][0])
     cname = _buf_name(buf.name, scope, sch.func)
     cbuf = Buffer(cname, buf.shape, buf.dtype, scope=scope)
     in_name = fresh_name(f"{cname}_in", idx.blocks)
@@ -287,13 +297,8 @@ def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
     copy_in = _copy_block(sch, in_name, buf, cbuf)
     copy_out = _copy_block(sch, out_name, cbuf, buf)
     new_real = realize.replace(block=substitute(blk, {}, {buf: cbuf}))
-    body = sc.block.body
-    items = list(body.seq) if isinstance(body, SeqStmt) else [body]
-    at = [k for k, s in enumerate(items) if s is top][0]
-    new_items = [replace_in_stmt(s, {id(realize): new_real}) for s in items]
-    new_items[at:at + 1] = [copy_in, new_items[at], copy_out]
-    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
-    func = replace_many(sch.func, {id(sc): new_sc})
+    at = _position(sc, top)
+    func = _with_copies(sch, sc, {id(realize): new_real}, [(at, copy_in), (at + 1, copy_out)], cbuf)
     return Outcome(func=func, outputs=[("block", in_name), ("block", out_name)])
 
 

@@ -337,7 +337,6 @@ def _check_no_shared_writes(idx, name: str, others: list[str], verb: str, ln: st
     and finishes them within one iteration of the loop (no reduce iterator bound to the loop or
     one outside it), as a ``cache_inplace`` copy-in moved into its update's tile loop.
     """
-    from ..ir.structural import structural_equal
     from .lookup import accessed
 
     mine = accessed(idx.block(name), "write")
@@ -350,16 +349,20 @@ def _check_no_shared_writes(idx, name: str, others: list[str], verb: str, ln: st
         ob = o_real.block
         across = any(iv.iter_type == IterType.REDUCE and any(uses_var(val, v) for v in outer)
                      for iv, val in zip(ob.iter_vars, o_real.iter_values))
-        same = all(
-            [r.region for r in ob.reads if id(r.buffer) == bid] and
-            all(structural_equal(r.region, w.region) for r in ob.reads if id(r.buffer) == bid
-                for w in ob.writes if id(w.buffer) == bid)
-            for bid in common)
-        if across or not same or ob.init is not None:
+        if across or ob.init is not None or not all(_updates_in_place(ob, bid) for bid in common):
             buf = [r.buffer.name for r in idx.block(name).writes if id(r.buffer) in common] or ["its buffer"]
             raise DependenceError(
                 f"cannot {verb} block {name} at loop {ln}: block {o} writes {buf[0]} too, so running {name} inside "
                 f"that loop would overwrite what {o} has accumulated", node=f)
+
+
+def _updates_in_place(blk: Block, buffer_id: int) -> bool:
+    """The block reads the buffer, and exactly the region it writes (``C[vi, vj] = C[vi, vj] + ...``)."""
+    from ..ir.structural import structural_equal
+
+    reads = [r.region for r in blk.reads if id(r.buffer) == buffer_id]
+    writes = [w.region for w in blk.writes if id(w.buffer) == buffer_id]
+    return bool(reads) and all(structural_equal(r, w) for r in reads for w in writes)
 
 
 def _check_reads_matchable(realize, buf, dims, name, ln, f) -> None:

@@ -196,7 +196,7 @@ def written_box(realize: BlockRealize, buf: Buffer):
         if not vs:
             box.append((rng.min, rng.extent))
             continue
-        if len(set(vs)) != 1 or vs[0] not in spatial or vs[0] in used:
+        if len(vs) != 1 or vs[0] not in spatial or vs[0] in used:   # collect_vars lists each once
             return None
         v = vs[0]
         used.add(v)
