@@ -24,3 +24,18 @@ def test_import_time_is_reported_and_reasonable():
     # Measured in a fresh interpreter; generous bound (the machine is shared), the figure goes in notes.
     t = float(_run("import time; t = time.perf_counter(); import workbench; print(time.perf_counter() - t)"))
     assert t < 2.0, f"import workbench took {t:.2f} s"
+
+
+def test_every_public_name_resolves():
+    # No scaffolding: each name that dir(workbench) lists can be used (none raises on access).
+    out = _run(
+        "import workbench as wb\n"
+        "bad = []\n"
+        "for n in dir(wb):\n"
+        "    try:\n"
+        "        getattr(wb, n)\n"
+        "    except Exception as e:\n"
+        "        bad.append(f'{n}: {type(e).__name__}: {e}')\n"
+        "print('\\n'.join(bad))"
+    )
+    assert out == "", f"names listed by dir(workbench) that fail:\n{out}"

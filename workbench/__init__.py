@@ -21,9 +21,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ir": ("workbench.ir", None),
     "te": ("workbench.ir.te", None),
     "schedule": ("workbench.schedule", None),
-    "transform": ("workbench.transform", None),
     "backend": ("workbench.backend", None),
-    "frontend": ("workbench.frontend", None),
     "viz": ("workbench.viz", None),
     "tuning": ("workbench.tuning", None),
     # IR
@@ -48,7 +46,6 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     # tuning
     "benchmark": ("workbench.tuning", "benchmark"),
     "machine_peak": ("workbench.tuning", "machine_peak"),
-    "tune": ("workbench.tuning", "tune"),
 }
 
 
@@ -71,8 +68,5 @@ def __getattr__(name: str):
 
 def __dir__():
     names = set(globals()) | set(_LAZY)
-    try:
-        names |= set(importlib.import_module("workbench.ir.script").__all__)
-    except Exception:
-        pass
+    names |= set(importlib.import_module("workbench.ir.script").__all__)
     return sorted(names)

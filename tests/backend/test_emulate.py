@@ -1,6 +1,8 @@
 """The CPU emulator (``wb.build(..., emulate=True)``): code for an AVX-512 Sapphire Rapids, checked
 against numpy on any x86-64 machine; its runtime (serial parallel loops, heap arena, libm calls);
 the faults it reports; and the refusal to run such code natively on a CPU without the features."""
+import re
+
 import numpy as np
 import pytest
 
@@ -273,3 +275,71 @@ def test_a_fault_leaves_no_emulator_session_behind():
     m.map(code.ctypes.data, bochs.PAGE, writable=False, name="code")
     m.map(data.ctypes.data, bochs.PAGE, name="data")
     m.call(code.ctypes.data, [data.ctypes.data])      # aligned: runs
+
+
+# isolation: the guest never writes host memory --------------------------------------------------
+_WRITES_PAST_END = '''
+@wb.prim_func
+def f(A: wb.Buffer((16,), "float32"), B: wb.Buffer((16,), "float32")):
+    for i in range(16):
+        with wb.block("b"):
+            vi = wb.axis.spatial(16, i)
+            B[vi + OFFSET] = A[vi]
+'''
+
+
+@pytest.mark.parametrize("offset, where", [(1, "guard page after buffer B"), (-1, "4 byte(s) before its start")])
+def test_a_write_just_outside_an_output_changes_no_host_data(offset, where):
+    # B and a read-only input A share one host page with other data; the write lands in the guest's copy
+    mod = wb.build(wb.parse(_WRITES_PAST_END.replace("OFFSET", str(offset))), target=SPR, emulate=True)
+    host = np.arange(64, dtype="float32")
+    a, b = host[32:48], host[16:32]
+    a.flags.writeable = False
+    before = host.copy()
+    with pytest.raises(EmulationError, match=re.escape(where)):
+        mod(a, b)
+    np.testing.assert_array_equal(host, before)   # neither B's neighbours nor B itself changed
+
+
+def test_isolated_buffers_still_give_the_right_answer_for_strided_views():
+    f = wb.parse('''
+@wb.prim_func
+def f(a: wb.handle, b: wb.handle):
+    sa0 = wb.int32()
+    sa1 = wb.int32()
+    sb0 = wb.int32()
+    sb1 = wb.int32()
+    A = wb.match_buffer(a, (8, 4), "float32", strides=(sa0, sa1))
+    B = wb.match_buffer(b, (8, 4), "float32", strides=(sb0, sb1))
+    for i, j in wb.grid(8, 4):
+        with wb.block("b"):
+            vi, vj = wb.axis.remap("SS", [i, j])
+            B[vi, vj] = A[vi, vj] * 2.0
+''')
+    mod = wb.build(f, target=SPR, emulate=True)
+    big = np.arange(16 * 8, dtype="float32").reshape(16, 8)
+    out = np.full((16, 8), -1.0, "float32")
+    mod(big[::2, 1:5], out[1::2, ::2])
+    want = np.full((16, 8), -1.0, "float32")
+    want[1::2, ::2] = big[::2, 1:5] * 2
+    np.testing.assert_array_equal(out, want)   # the gaps between the view's elements are untouched
+
+
+def test_the_thread_control_block_is_a_private_copy():
+    """Code that overwrites the stack canary at fs:0x28 changes only the guest's copy of it."""
+    import ctypes
+
+    from workbench.backend.emulate import bochs
+
+    bochs.load()
+    code = bochs._aligned(bochs.PAGE)
+    prog = bytes.fromhex("6448893c2528000000c3")     # mov %rdi, %fs:0x28; ret
+    code[:len(prog)] = np.frombuffer(prog, np.uint8)
+    fs = bochs.fs_base()
+    canary = ctypes.c_uint64.from_address(fs + 0x28).value
+    m = bochs.Machine()
+    m.map(code.ctypes.data, bochs.PAGE, writable=False, name="code")
+    copy = m.map_copy(fs, 64, name="thread control block")
+    m.call(code.ctypes.data, [0x1234], fs=fs)
+    assert ctypes.c_uint64.from_address(fs + 0x28).value == canary
+    assert int(copy[(fs & 0xFFF) + 0x28:(fs & 0xFFF) + 0x30].view(np.uint64)[0]) == 0x1234

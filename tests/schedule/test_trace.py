@@ -59,3 +59,48 @@ def test_trace_with_sampling_and_changed_decision():
     other = sch.trace.apply(matmul, decisions={idx: [2, 8]})
     extents = [other.get(l).extent.value for l in other.get_loops(other.get_block("C"))]
     assert extents == [2, 8, 16, 16]
+
+
+# traces as data ------------------------------------------------------------------------
+def _replayed_from_json(sch, original):
+    import json
+
+    text = sch.trace.to_json()
+    json.loads(text)  # plain JSON
+    return wb.schedule.trace.Trace.from_json(text).apply(original)
+
+
+def test_trace_json_round_trip_replays_to_the_same_program():
+    sch = _schedule()
+    again = _replayed_from_json(sch, mm_relu16)
+    assert_structural_equal(again.func, sch.func)
+    assert str(again.trace) == str(sch.trace)
+
+
+def test_trace_json_keeps_decisions_and_index_maps():
+    sch = wb.Schedule(matmul, seed=5)
+    b = sch.get_block("C")
+    i, j, k = sch.get_loops(b)
+    t = sch.sample_perfect_tile(j, n=2, max_innermost_factor=16)
+    sch.split(j, factors=t)
+    sch.transform_layout(b, ("read", 1), lambda kk, jj: (jj // 16, kk, jj % 16))
+    again = _replayed_from_json(sch, matmul)
+    assert_structural_equal(again.func, sch.func)
+    assert again.trace.decisions == sch.trace.decisions
+
+
+def test_trace_json_bad_input_is_a_clear_error():
+    import pytest
+
+    from workbench.schedule.trace import Trace, index_map_from_text
+
+    with pytest.raises(ValueError, match="not JSON"):
+        Trace.from_json("{")
+    with pytest.raises(ValueError, match="workbench-trace"):
+        Trace.from_json('{"insts": []}')
+    with pytest.raises(ValueError, match="before any instruction made it"):
+        Trace.from_json('{"format": "workbench-trace", "version": 1, "insts": '
+                        '[{"name": "get_loops", "inputs": [{"rv": "b7"}], "outputs": ["l0"]}]}')
+    # index maps are read without eval: no names, calls or attributes but the lambda's own
+    with pytest.raises(ValueError, match="may only use"):
+        index_map_from_text("lambda i: (__import__('os').system('true'),)")

@@ -168,6 +168,95 @@ class Trace:
 
         return "<pre>" + html.escape(self.as_python()) + "</pre>"
 
+    # traces as data --------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The trace as JSON text: each instruction's name, inputs, outputs and decision.
+
+        Handles become ``{"rv": "l1"}`` references to the outputs of earlier instructions,
+        index maps their lambda text; :meth:`Trace.from_json` reads it back, and the read
+        trace replays to a structurally equal program.
+
+        >>> import json
+        >>> import workbench as wb
+        >>> from workbench import te
+        >>> A = te.placeholder((64,), "float32", name="A")
+        >>> B = te.compute((64,), lambda i: A[i] * 2.0, name="B")
+        >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+        >>> (i,) = sch.get_loops(sch.get_block("B"))
+        >>> io, ii = sch.split(i, factors=[None, 16])
+        >>> json.loads(sch.trace.to_json())["insts"][2]
+        {'name': 'split', 'inputs': [{'rv': 'l1'}], 'kwargs': {'factors': [None, 16]}, 'outputs': ['l2', 'l3'], 'decision': None}
+        >>> str(Trace.from_json(sch.trace.to_json())) == str(sch.trace)
+        True
+        """
+        import json
+
+        return json.dumps(self.to_data())
+
+    def to_data(self) -> dict:
+        """The trace as plain data (dicts, lists, strings, numbers); ``json.dumps`` of it is :meth:`to_json`."""
+        names: dict[int, str] = {}
+        counter = itertools.count()
+        insts = []
+        for k, inst in enumerate(self.insts):
+            where = f"instruction {k} ({inst.name})"
+            entry = {"name": inst.name,
+                     "inputs": [_encode(a, names, where) for a in inst.args],
+                     "kwargs": {key: _encode(v, names, where) for key, v in inst.kwargs.items()}}
+            outs = inst.outputs
+            flat = [] if outs is None else (outs if isinstance(outs, list) else [outs])
+            for o in flat:
+                names[o.id] = f"{o.prefix}{next(counter)}"
+            if outs is None:
+                entry["outputs"] = None
+            elif isinstance(outs, list):
+                entry["outputs"] = [names[o.id] for o in outs]
+            else:
+                entry["outputs"] = names[outs.id]
+            entry["decision"] = _encode(inst.decision, names, where)
+            insts.append(entry)
+        return {"format": "workbench-trace", "version": 1, "insts": insts}
+
+    @classmethod
+    def from_json(cls, text: str) -> "Trace":
+        """Read a trace written by :meth:`to_json` (see there for an example)."""
+        import json
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"this is not a trace: the text is not JSON ({err})") from None
+        return cls.from_data(data)
+
+    @classmethod
+    def from_data(cls, data: Mapping) -> "Trace":
+        """Read a trace from :meth:`to_data`'s plain data."""
+        if not isinstance(data, Mapping) or data.get("format") != "workbench-trace":
+            raise ValueError("this is not a trace: expected an object with \"format\": \"workbench-trace\"")
+        if data.get("version") != 1:
+            raise ValueError(f"trace format version {data.get('version')!r} is not supported (this workbench reads 1)")
+        rvs: dict[str, Any] = {}
+        insts = []
+        for k, entry in enumerate(data.get("insts", [])):
+            where = f"instruction {k}"
+            try:
+                name = entry["name"]
+                where = f"instruction {k} ({name})"
+                args = tuple(_decode(a, rvs, where) for a in entry.get("inputs", []))
+                kwargs = {key: _decode(v, rvs, where) for key, v in entry.get("kwargs", {}).items()}
+                decision = _decode(entry.get("decision"), rvs, where)
+                outs = entry.get("outputs")
+            except (KeyError, TypeError, AttributeError) as err:
+                raise ValueError(f"trace {where} is malformed: {err!r}") from None
+            if outs is None:
+                outputs = None
+            elif isinstance(outs, list):
+                outputs = [_new_rv(o, rvs, where) for o in outs]
+            else:
+                outputs = _new_rv(outs, rvs, where)
+            insts.append(Instruction(name, args, kwargs, outputs, decision))
+        return cls(insts)
+
     def apply(self, func, decisions: Mapping[int, Any] | None = None, seed: int | None = None):
         """Replay the trace on ``func`` and return the new ``Schedule``.
 
@@ -178,6 +267,115 @@ class Trace:
         sch = Schedule(func, seed=seed)
         apply_to(self, sch, decisions)
         return sch
+
+
+_RV_KINDS = {"b": BlockRV, "l": LoopRV}
+
+
+def _encode(x, names: dict, where: str):
+    if is_rv(x):
+        if x.id not in names:
+            raise ValueError(f"trace {where} uses a handle {x!r} that no earlier instruction made")
+        return {"rv": names[x.id]}
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    if isinstance(x, list):
+        return [_encode(y, names, where) for y in x]
+    if isinstance(x, tuple):
+        return {"tuple": [_encode(y, names, where) for y in x]}
+    if isinstance(x, dict):
+        return {"dict": [[_encode(k, names, where), _encode(v, names, where)] for k, v in x.items()]}
+    if isinstance(x, IndexMapText):
+        return {"index_map": x.text}
+    if hasattr(x, "dtype") and hasattr(x, "item") and getattr(x, "shape", None) == ():  # numpy scalar
+        return x.item()
+    raise ValueError(f"trace {where}: an argument of type {type(x).__name__} ({x!r}) cannot be written as data")
+
+
+def _new_rv(name, rvs: dict, where: str):
+    if not isinstance(name, str) or name[:1] not in ("b", "l", "v"):
+        raise ValueError(f"trace {where}: output {name!r} is not a handle name such as b0, l1 or v2")
+    if name[0] == "v":
+        rv = ExprRV(0)  # the value comes from replay; only the identity matters here
+    else:
+        rv = _RV_KINDS[name[0]](name)
+    rvs[name] = rv
+    return rv
+
+
+def _decode(x, rvs: dict, where: str):
+    if isinstance(x, list):
+        return [_decode(y, rvs, where) for y in x]
+    if not isinstance(x, dict):
+        return x
+    if set(x) == {"rv"}:
+        if x["rv"] not in rvs:
+            raise ValueError(f"trace {where} uses the handle {x['rv']} before any instruction made it")
+        return rvs[x["rv"]]
+    if set(x) == {"tuple"}:
+        return tuple(_decode(y, rvs, where) for y in x["tuple"])
+    if set(x) == {"dict"}:
+        return {_decode(k, rvs, where): _decode(v, rvs, where) for k, v in x["dict"]}
+    if set(x) == {"index_map"}:
+        return index_map_from_text(x["index_map"], where)
+    raise ValueError(f"trace {where}: cannot read the value {x!r}")
+
+
+def index_map_from_text(text: str, where: str = "index map") -> IndexMapText:
+    """A callable index map from its lambda text, without ``eval``: only ``+ - * // %``,
+    unary minus, integer constants and the lambda's own parameters are allowed.
+
+    >>> m = index_map_from_text("lambda i, j: (j // 16, i, j % 16)")
+    >>> m(3, 40)
+    (2, 3, 8)
+    """
+    import ast
+    import inspect
+    import operator
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError as err:
+        raise ValueError(f"{where}: {text!r} is not a lambda ({err.msg})") from None
+    if not isinstance(tree, ast.Lambda) or tree.args.vararg or tree.args.kwarg or tree.args.kwonlyargs:
+        raise ValueError(f"{where}: {text!r} is not a lambda of plain parameters")
+    params = [a.arg for a in tree.args.args]
+
+    def check(node):
+        if isinstance(node, ast.Tuple):
+            return all(check(e) for e in node.elts)
+        if isinstance(node, ast.BinOp):
+            return type(node.op) in ops and check(node.left) and check(node.right)
+        if isinstance(node, ast.UnaryOp):
+            return isinstance(node.op, ast.USub) and check(node.operand)
+        if isinstance(node, ast.Name):
+            return node.id in params
+        return isinstance(node, ast.Constant) and type(node.value) is int
+
+    if not check(tree.body):
+        raise ValueError(f"{where}: {text!r} may only use + - * // %, integers and its parameters")
+
+    def run(node, env):
+        if isinstance(node, ast.Tuple):
+            return tuple(run(e, env) for e in node.elts)
+        if isinstance(node, ast.BinOp):
+            return ops[type(node.op)](run(node.left, env), run(node.right, env))
+        if isinstance(node, ast.UnaryOp):
+            return 0 - run(node.operand, env)
+        if isinstance(node, ast.Name):
+            return env[node.id]
+        return node.value
+
+    def fn(*args):
+        if len(args) != len(params):
+            raise TypeError(f"the index map {text} takes {len(params)} indices, got {len(args)}")
+        return run(tree.body, dict(zip(params, args)))
+
+    fn.__signature__ = inspect.Signature(
+        [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params])
+    return IndexMapText(fn, text)
 
 
 def apply_to(trace: Trace, sch, decisions: Mapping[int, Any] | None = None) -> None:
@@ -211,4 +409,4 @@ def apply_to(trace: Trace, sch, decisions: Mapping[int, Any] | None = None) -> N
             remap[inst.outputs.id] = out
 
 
-__all__ = ["RV", "BlockRV", "LoopRV", "ExprRV", "Instruction", "Trace", "IndexMapText"]
+__all__ = ["RV", "BlockRV", "LoopRV", "ExprRV", "Instruction", "Trace", "IndexMapText", "index_map_from_text"]

@@ -31,10 +31,8 @@ EXPAND_DEPTH_BIG = 2
 
 def script_of(obj: Any) -> str:
     """The script text of a program (PrimFunc, IRModule, graph function)."""
-    try:
-        from ..ir.printer import script
-    except ImportError:  # pragma: no cover - the printer is part of the package
-        return repr(obj)
+    from ..ir.printer import script
+
     return script(obj)
 
 

@@ -2,13 +2,15 @@
 
 The guest is a single CPU in 64-bit mode at privilege level 3, modelled as an
 Intel Sapphire Rapids (AVX-512 with VNNI, BF16 and FP16). Its page tables map
-each host page the code may touch to a guest-physical page that Bochs backs with
-that very host page, so the guest reads and writes the caller's numpy arrays in
-place and runs code linked for the addresses it has in this process.
+each page the code may touch to a guest-physical page that Bochs backs with a
+host page: code and read-only libraries are shown as they are (read-only), so the
+guest runs code linked for the addresses it has in this process; everything the
+guest may write is a private copy (:meth:`Machine.map_copy`, and the argument
+buffers of ``emulate/module.py``), so it never writes host memory.
 
-Only the regions handed to :meth:`Machine.call` are mapped: an access anywhere
-else is a guest page fault, reported as an :class:`EmulationError` instead of
-touching (or crashing) the host. Code and libraries are mapped read-only.
+Only the regions handed to the machine are mapped: an access anywhere else is a
+guest page fault, reported as an :class:`EmulationError` instead of touching (or
+crashing) the host.
 
 The function returns into a ``hlt``; at privilege level 3 that raises a general
 protection fault at the known address, which ends the run.
@@ -272,14 +274,21 @@ class Machine:
             table[index] = np.uint64(self._table() | _PRESENT | _WRITE | _USER)
         return int(table[index]) & ~0xFFF & ((1 << 52) - 1)
 
-    def map(self, addr: int, nbytes: int, *, writable: bool = True, name: str = "") -> None:
-        """Make host ``[addr, addr + nbytes)`` visible to the guest at the same virtual addresses."""
+    def map(self, addr: int, nbytes: int, *, writable: bool = True, name: str = "",
+            backing: int | None = None) -> None:
+        """Make host ``[addr, addr + nbytes)`` visible to the guest at the same virtual addresses.
+
+        With ``backing`` (a page-aligned host address), the guest's pages are backed by the
+        host memory there instead of by the pages at ``addr`` (see :meth:`map_copy`).
+        """
         if nbytes <= 0:
             return
         start = addr & ~(PAGE - 1)
         pages = (addr + nbytes - start + PAGE - 1) // PAGE
-        if not host_mapped(start, pages * PAGE):
-            raise EmulationError(f"cannot map {name or 'a region'} at {addr:#x}: not mapped in this process")
+        if backing is None:
+            if not host_mapped(start, pages * PAGE):
+                raise EmulationError(f"cannot map {name or 'a region'} at {addr:#x}: not mapped in this process")
+            backing = start
         gpa0 = self._alloc_gpa(pages)
         flags = _PRESENT | _USER | (_WRITE if writable else 0)
         va = start
@@ -299,8 +308,25 @@ class Machine:
             else:
                 pt[first:first + count] = gpas | np.uint64(flags)
             va += count * PAGE
-        bisect.insort(self._ranges, (gpa0, start, pages))
+        bisect.insort(self._ranges, (gpa0, backing, pages))
         self._names.append((start, pages * PAGE, name))
+
+    def map_copy(self, addr: int, nbytes: int, *, writable: bool = True, name: str = "") -> np.ndarray:
+        """Show the guest a private copy of host ``[addr, addr + nbytes)`` at the same virtual addresses.
+
+        The guest reads what the host pages hold now and its writes stay in the copy (returned:
+        the whole pages, from ``addr`` rounded down to a page), so host data that merely shares a
+        page with the region (a thread control block, a library's globals) can never change.
+        """
+        start = addr & ~(PAGE - 1)
+        pages = (addr + max(1, nbytes) - start + PAGE - 1) // PAGE
+        if not host_mapped(start, pages * PAGE):
+            raise EmulationError(f"cannot map {name or 'a region'} at {addr:#x}: not mapped in this process")
+        copy = _aligned(pages * PAGE)
+        ctypes.memmove(copy.ctypes.data, start, pages * PAGE)
+        self._scratch.append(copy)
+        self.map(start, pages * PAGE, writable=writable, name=name, backing=copy.ctypes.data)
+        return copy
 
     def _missing_page(self, gpa: int) -> None:
         k = bisect.bisect_right(self._ranges, (gpa, float("inf"), 0)) - 1
@@ -315,6 +341,10 @@ class Machine:
         scratch = _aligned(PAGE)
         self._scratch.append(scratch)
         self._insert(gpa & ~(PAGE - 1), scratch.ctypes.data)
+
+    def name_region(self, addr: int, nbytes: int, name: str) -> None:
+        """Name host addresses that stay unmapped (a guard page), for fault messages."""
+        self._names.append((addr, nbytes, name))
 
     def region_name(self, addr: int) -> str:
         for start, nbytes, name in self._names:
@@ -425,6 +455,9 @@ class Machine:
             target = self.region_name(cr2)
             if error_code & 1:
                 why = f"{access} {cr2:#x}, which is read-only ({target})"
+            elif target:
+                why = (f"{access} {cr2:#x}, in {target} (out of bounds: on real hardware this is a crash or "
+                       "silent corruption; build with checks=True to locate it)")
             else:
                 why = (f"{access} {cr2:#x}, outside every argument buffer, the stack and the code "
                        "(out of bounds: on real hardware this is a crash or silent corruption; "

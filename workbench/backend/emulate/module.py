@@ -11,7 +11,10 @@ The runtime replaces the pieces that would leave the guest:
   pointer, ``free`` does nothing; the arena is fresh for every call).
 
 Calls of libm/libc functions (``expf``, ``memset``) go to this process's own
-libraries, mapped into the guest read-only.
+libraries: their code mapped read-only, their data (and the thread control block,
+errno) as private copies. Each argument array is copied onto pages of its own between
+guard pages (:class:`GuestBuffer`) and copied back after a successful call, so an
+out-of-bounds access is an :class:`EmulationError` and never changes host memory.
 
 >>> import numpy as np, workbench as wb                        # doctest: +SKIP
 >>> f = wb.build(sch, target="llvm -mcpu=sapphirerapids", emulate=True)   # doctest: +SKIP
@@ -22,6 +25,8 @@ from __future__ import annotations
 import ctypes
 import re
 import time
+
+import numpy as np
 
 from ..llvm.module import BuiltFunction, LLVMModule
 from . import bochs
@@ -142,20 +147,28 @@ class EmulatedFunction(BuiltFunction):
             m.map(start, nbytes, writable=False, name="the program's code")
         for start, nbytes in image.data_ranges:
             m.map(start, nbytes, name="the program's data")
-        for name, addr in image.externals.items():
-            for start, nbytes, writable in bochs.library_regions(addr):
-                m.map(start, nbytes, writable=writable, name=f"the library holding {name}")
         fs = 0
         if image.externals:
+            # the stack canary (fs:0x28) and errno live next to host thread state: the guest gets copies
             fs = bochs.fs_base()
-            m.map(fs, 64, name="thread control block")
+            m.map_copy(fs, 64, name="thread control block (a private copy)")
             errno = getattr(ctypes.CDLL(None), "__errno_location")   # (getattr: no name mangling)
             errno.restype = ctypes.c_void_p
-            m.map(errno(), 4, name="errno")
-        for p, a in zip([p for p in self.params if p.buffer is not None], arrays):
-            m.map(a.ctypes.data, max(1, a.nbytes), writable=p.written, name=f"buffer {p.buffer.name}")
-        for name, arr in (("the argument table", bufs), ("the size table", scal), ("the error slots", err)):
-            m.map(ctypes.addressof(arr), ctypes.sizeof(arr), name=name)
+            m.map_copy(errno(), 4, name="errno (a private copy)")
+        for name, addr in image.externals.items():
+            for start, nbytes, writable in bochs.library_regions(addr):
+                if writable:
+                    m.map_copy(start, nbytes, name=f"the library holding {name} (a private copy of its data)")
+                else:
+                    m.map(start, nbytes, writable=False, name=f"the library holding {name}")
+        params = [p for p in self.params if p.buffer is not None]
+        guests = [GuestBuffer(m, a, writable=p.written, name=f"buffer {p.buffer.name}")
+                  for p, a in zip(params, arrays)]
+        for k, g in enumerate(guests):
+            bufs[k] = g.address
+        tables = [_guest_table(m, arr, writable=writable, name=name)
+                  for arr, writable, name in ((bufs, False, "the argument table"), (scal, False, "the size table"),
+                                              (err, True, "the error slots"))]
         heap = None
         if "__wb_emu_heap" in image.symbols:
             heap = bochs._aligned(mod.heap_bytes) if mod.heap_bytes else None
@@ -164,8 +177,14 @@ class EmulatedFunction(BuiltFunction):
             ctypes.c_uint64.from_address(image.symbols["__wb_emu_heap_end"]).value = lo + mod.heap_bytes
             if heap is not None:
                 m.map(lo, mod.heap_bytes, name="the heap arena")
-        info = m.call(self._cfn, [ctypes.addressof(bufs), ctypes.addressof(scal), ctypes.addressof(err)],
+        info = m.call(self._cfn, [t.ctypes.data for t in tables],
                       fs=fs, count=mod.count_instructions, max_seconds=mod.max_seconds)
+        for g in guests:
+            g.check_no_stray_writes()
+        for g, a in zip(guests, arrays):
+            if g.writable:
+                g.copy_back(a)
+        ctypes.memmove(ctypes.addressof(err), tables[2].ctypes.data, ctypes.sizeof(err))
         self.last_run = info
         return ctypes.c_int32(info.regs["rax"] & 0xFFFFFFFF).value
 
@@ -175,6 +194,78 @@ class EmulatedFunction(BuiltFunction):
         for _ in range(number):
             self(*args)
         return (time.perf_counter() - t) / number
+
+
+_CANARY = 0xA5
+
+
+def _guest_table(m: bochs.Machine, arr, *, writable: bool, name: str):
+    """A private, page-aligned copy of a ctypes array for the guest (the original lives in the host heap)."""
+    nbytes = ctypes.sizeof(arr)
+    copy = bochs._aligned(-(-nbytes // bochs.PAGE) * bochs.PAGE)
+    ctypes.memmove(copy.ctypes.data, ctypes.addressof(arr), nbytes)
+    m.map(copy.ctypes.data, copy.nbytes, writable=writable, name=name)
+    return copy
+
+
+class GuestBuffer:
+    """An argument array as the guest sees it: a private copy on pages of its own.
+
+    The copy ends (64-byte aligned) just before an unmapped guard page and starts after
+    one, so the guest never touches host memory through it: a read or write past either
+    end of its pages is a page fault, and a write into the slack of its own pages (or
+    between the elements of a strided view) is found afterwards by comparing the pages
+    with a snapshot. Only a successful call copies the elements back into the caller's
+    array, and only for buffers the program writes.
+    """
+
+    def __init__(self, m: bochs.Machine, a: np.ndarray, *, writable: bool, name: str):
+        from numpy.lib.array_utils import byte_bounds
+
+        page = bochs.PAGE
+        low, high = byte_bounds(a)
+        span = max(1, high - low)
+        self.pages = -(-(span + 63) // page)
+        self.mem = bochs._aligned((self.pages + 2) * page)     # the first and last page are guards, never mapped
+        self.mem[:] = _CANARY
+        self.start = ((self.pages + 1) * page - span) & ~63    # offset of the lowest byte in self.mem
+        ctypes.memmove(self.mem.ctypes.data + self.start, low, high - low)
+        self.first = self.start + (a.ctypes.data - low)        # offset of element 0
+        self.span, self.name, self.writable = span, name, writable
+        self.shape, self.dtype, self.strides = a.shape, a.dtype, a.strides
+        self.snapshot = self._pages().copy()
+        m.map(self.mem.ctypes.data + page, self.pages * page, writable=writable, name=name)
+        m.name_region(self.mem.ctypes.data, page, f"the guard page before {name}")
+        m.name_region(self.mem.ctypes.data + (self.pages + 1) * page, page, f"the guard page after {name}")
+        self.address = self.mem.ctypes.data + self.first
+
+    def _pages(self) -> np.ndarray:
+        return self.mem[bochs.PAGE:(self.pages + 1) * bochs.PAGE]
+
+    def _elements(self, pages: np.ndarray) -> np.ndarray:
+        return np.ndarray(self.shape, self.dtype, buffer=pages, offset=self.first - bochs.PAGE,
+                          strides=self.strides)
+
+    def check_no_stray_writes(self) -> None:
+        after = self._pages().copy()
+        self._elements(after)[...] = self._elements(self.snapshot)
+        changed = np.flatnonzero(after != self.snapshot)
+        if changed.size:
+            lo_off = self.start - bochs.PAGE
+            hi_off = lo_off + self.span
+            first, last = int(changed[0]), int(changed[-1])
+            if last >= hi_off:
+                where = f"{last - hi_off + 1} byte(s) past its end"
+            elif first < lo_off:
+                where = f"{lo_off - first} byte(s) before its start"
+            else:
+                where = "between the elements of the strided view"
+            raise EmulationError(f"emulated code wrote outside {self.name}: {where} (out of bounds: on real "
+                                 "hardware this corrupts neighbouring memory; build with checks=True to locate "
+                                 "it). The arguments were left unchanged.")
+
+    def copy_back(self, a: np.ndarray) -> None:
+        a[...] = self._elements(self._pages())
 
 
 def compile_emulated(funcs: dict, lowered: dict, infos: dict, text: str, tgt, times: dict, symbol):
@@ -209,4 +300,4 @@ def compile_emulated(funcs: dict, lowered: dict, infos: dict, text: str, tgt, ti
     return m
 
 
-__all__ = ["EmulatedModule", "EmulatedFunction", "EmulationError", "compile_emulated", "RUNTIME_IR"]
+__all__ = ["EmulatedModule", "EmulatedFunction", "EmulationError", "GuestBuffer", "compile_emulated", "RUNTIME_IR"]

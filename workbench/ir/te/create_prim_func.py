@@ -238,15 +238,10 @@ def _stage(op: ComputeOp, bmap: dict[int, Buffer], block_name: str):
 
 
 def _access_regions(block: Block):
-    """reads/writes of a block, from the region analysis (empty until it is available)."""
-    try:
-        from ..arith import infer_block_access_regions
-    except ImportError:
-        return (), ()
-    res = infer_block_access_regions(block)
-    if isinstance(res, tuple) and len(res) == 2:
-        return res
-    return res.reads, res.writes
+    """reads/writes of a block, from the region analysis."""
+    from ..arith import infer_block_access_regions
+
+    return infer_block_access_regions(block)
 
 
 __all__ = ["create_prim_func"]
