@@ -5,6 +5,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Debug mode for the whole suite: every schedule primitive verifies that the program it produces is
+# well formed (workbench.ir.verify). It is read when workbench.ir.verify is first imported, which is
+# after this conftest (tests/ir/test_verify.py checks that it is on); WORKBENCH_VERIFY=0 turns it off.
+os.environ.setdefault("WORKBENCH_VERIFY", "1")
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "DTypeError": ("workbench.ir.dtype", "DTypeError"),
     "assert_structural_equal": ("workbench.ir.structural", "assert_structural_equal"),
     "structural_equal": ("workbench.ir.structural", "structural_equal"),
+    "verify_well_formed": ("workbench.ir.verify", "verify_well_formed"),
+    "WellFormedError": ("workbench.ir.verify", "WellFormedError"),
     # schedule
     "Schedule": ("workbench.schedule", "Schedule"),
     "ScheduleError": ("workbench.schedule", "ScheduleError"),

@@ -104,3 +104,15 @@ def test_trace_json_bad_input_is_a_clear_error():
     # index maps are read without eval: no names, calls or attributes but the lambda's own
     with pytest.raises(ValueError, match="may only use"):
         index_map_from_text("lambda i: (__import__('os').system('true'),)")
+
+
+def test_numpy_integer_arguments_are_recorded_as_python_ints():
+    import numpy as np
+
+    sch = wb.Schedule(matmul)
+    i, j, k = sch.get_loops(sch.get_block("C"))
+    sch.split(i, factors=[None, np.int64(2)])
+    assert "factors=[None, 2]" in str(sch.trace)
+    replay = wb.Schedule(matmul)
+    exec(str(sch.trace), {"sch": replay})   # no numpy in scope
+    assert_structural_equal(replay.func, sch.func)

@@ -1,5 +1,9 @@
 """The compile cache: re-building the same program for the same target reuses the machine code.
 
+The cache keeps a private copy of each built module and hands out a fresh one
+(``module.share()``: same compiled code, its own attributes) per build, so a
+setting changed on one build's result does not leak into the next build.
+
 The key is ``workbench.ir.structural.structural_hash`` of each function, with
 the names that show in error messages and the target string; re-running a
 notebook cell therefore does not recompile.
@@ -20,27 +24,34 @@ _entries: "OrderedDict[tuple, object]" = OrderedDict()
 _stats = {"compiles": 0, "hits": 0}
 
 
-def make_key(funcs: dict, target, checks: bool, emulate: bool = False) -> tuple:
-    """The cache key of functions (name -> PrimFunc) built for ``target``."""
+def make_key(funcs: dict, target, checks: bool, emulate: bool = False, allow_extern=frozenset()) -> tuple:
+    """The cache key of functions (name -> PrimFunc) built for ``target`` with these options
+    (``allow_extern``: the C functions the build lets ``wb.call_extern`` call besides the math library)."""
     from ..ir.structural import structural_hash
+    from .llvm.codegen import extern_allowlist
 
     parts = []
     for name, f in funcs.items():
         names = tuple(f.buffer_map[p].name if p in f.buffer_map else p.name for p in f.params)
         parts.append((name, structural_hash(f), names))
-    return (tuple(parts), target.cache_key, bool(checks), bool(emulate))
+    allowed = tuple(sorted(extern_allowlist(allow_extern)))
+    return (tuple(parts), target.cache_key, bool(checks), bool(emulate), allowed)
 
 
 def get(key):
+    """A fresh module object for ``key`` sharing the cached compiled code, or None."""
     with _lock:
         hit = _entries.get(key)
-        if hit is not None:
-            _entries.move_to_end(key)
-            _stats["hits"] += 1
-        return hit
+        if hit is None:
+            return None
+        _entries.move_to_end(key)
+        _stats["hits"] += 1
+    return hit.share()
 
 
 def put(key, module) -> None:
+    """Cache ``module`` (a private copy of it: later changes to ``module`` stay out of the cache)."""
+    module = module.share()
     with _lock:
         _entries[key] = module
         _entries.move_to_end(key)

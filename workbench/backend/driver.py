@@ -1,11 +1,74 @@
-"""``build``: lower, generate LLVM IR, optimise and JIT-compile tensor programs for the host CPU."""
+"""``build``: lower and compile tensor programs with the backend of the target's kind.
+
+Backends are registered by target kind: ``register_backend("llvm", build_llvm)``
+is built in; an OpenCL or CUDA backend registers itself the same way (and, for
+GPU kinds, its host/device split pass) without changes here or in the LLVM
+backend. A kind with no backend registered is looked up as the sub-package
+``workbench.backend.<kind>``, which registers itself when imported.
+
+>>> sorted(k for k in available_backends())
+['llvm']
+"""
 from __future__ import annotations
 
+import importlib
 import time
+from typing import Callable
 
 from ..ir.function import IRModule, PrimFunc
 from . import cache as _cache
-from .target import Target
+from .target import BackendUnavailableError, Target
+
+#: ``build_fn(funcs, target, checks=..., emulate=..., allow_extern=...) -> module``; ``funcs`` maps names
+#: to PrimFuncs
+BuildFn = Callable[..., object]
+
+_BACKENDS: dict[str, BuildFn] = {}
+
+
+def register_backend(kind: str, build_fn: BuildFn, split_host_device: Callable | None = None) -> None:
+    """Make ``wb.build(..., target="<kind> ...")`` call ``build_fn(funcs, target, checks=..., emulate=..., ...)``.
+
+    ``funcs`` maps each name to its (unlowered) PrimFunc; the backend lowers them with
+    ``workbench.backend.lower.lower(func, target)``. GPU backends pass the pass that
+    splits host code from device kernels as ``split_host_device``.
+    """
+    from .target import KINDS
+
+    if kind not in KINDS:
+        raise ValueError(f"register_backend: unknown target kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    _BACKENDS[kind] = build_fn
+    if split_host_device is not None:
+        from .lower import register_host_device_split
+
+        register_host_device_split(kind, split_host_device)
+
+
+def available_backends() -> list[str]:
+    """The target kinds a backend is registered for."""
+    return list(_BACKENDS)
+
+
+def backend_for(tgt: Target) -> BuildFn:
+    """The build function of ``tgt``'s kind; :class:`BackendUnavailableError` when there is none."""
+    fn = _BACKENDS.get(tgt.kind)
+    if fn is None:
+        _import_backend_package(tgt.kind)
+        fn = _BACKENDS.get(tgt.kind)
+    if fn is None:
+        raise BackendUnavailableError(
+            f"cannot build for {tgt} ({tgt.describe()}): no {tgt.kind} backend is available yet; "
+            f"available: {', '.join(_BACKENDS)}")
+    return fn
+
+
+def _import_backend_package(kind: str) -> None:
+    name = f"{__package__}.{kind}"
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name != name:  # the package exists but lacks a dependency: say which
+            raise
 
 _RESERVED = {"free", "malloc", "aligned_alloc", "memcpy", "memset", "main_", "abort", "exit", "printf"}
 
@@ -37,14 +100,18 @@ def _collect(obj) -> dict:
 
 
 def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name: str | None = None,
-          emulate: bool = False):
-    """Compile a tensor program for the host CPU; returns a callable module.
+          emulate: bool = False, allow_extern=frozenset()):
+    """Compile a tensor program for ``target``; returns a callable module.
 
     ``obj`` is a PrimFunc, an IRModule (every PrimFunc in it, each callable by
     name) or a Schedule (its ``.mod``). ``checks=True`` adds bound checks: an
     out-of-bounds access raises ``IndexError`` instead of crashing. The result is
     cached by the program's structural hash and the target, so building the same
-    program twice compiles once (``cache=False`` forces a fresh build).
+    program twice compiles once (``cache=False`` forces a fresh build); each build
+    returns its own module object sharing the compiled code. ``wb.call_extern`` may
+    call the C math functions (``expf``, ``tanhf``, ``erff``, ``powf``, ...); any other
+    C function must be allowed explicitly, ``allow_extern={"memset"}``, or the build
+    refuses (a program could otherwise call ``system``).
 
     >>> import numpy as np
     >>> import workbench as wb
@@ -60,18 +127,24 @@ def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name:
     if name is not None and len(funcs) == 1:
         funcs = {name: next(iter(funcs.values()))}
     tgt = Target(target)
-    key = _cache.make_key(funcs, tgt, checks, emulate) if cache else None
+    build_fn = backend_for(tgt)
+    from .llvm.codegen import extern_allowlist
+
+    allow = extern_allowlist(allow_extern)
+    key = _cache.make_key(funcs, tgt, checks, emulate, allow) if cache else None
     if key is not None:
         hit = _cache.get(key)
         if hit is not None:
             return hit
-    mod = _compile(funcs, tgt, checks, emulate)
+    mod = build_fn(funcs, tgt, checks=checks, emulate=emulate, allow_extern=allow)
     if key is not None:
         _cache.put(key, mod)
     return mod
 
 
-def _compile(funcs: dict, tgt: Target, checks: bool, emulate: bool = False):
+def build_llvm(funcs: dict, tgt: Target, *, checks: bool = False, emulate: bool = False,
+               allow_extern=frozenset()):
+    """The LLVM backend: lower, generate LLVM IR, optimise and JIT-compile (or run in the CPU emulator)."""
     import ctypes
 
     from .llvm.codegen import ModuleCodegen
@@ -86,7 +159,7 @@ def _compile(funcs: dict, tgt: Target, checks: bool, emulate: bool = False):
 
     check_target_intrinsics(lowered, tgt)  # llvm.x86.* calls need their CPU features
     t1 = time.perf_counter()
-    cg = ModuleCodegen("workbench")
+    cg = ModuleCodegen("workbench", allow_extern=allow_extern)
     infos = {}
     for n, f in funcs.items():
         low = lowered[n]
@@ -112,4 +185,6 @@ def _compile(funcs: dict, tgt: Target, checks: bool, emulate: bool = False):
     return m
 
 
-__all__ = ["build"]
+register_backend("llvm", build_llvm)
+
+__all__ = ["build", "register_backend", "available_backends", "backend_for", "build_llvm"]

@@ -38,6 +38,7 @@ from .expr import (
     Mod, Mul, Not, Or, PrimExpr, Ramp, Range, Select, StringImm, Sub, Var, _match, call, convert, const,
 )
 from .function import IRModule, PrimFunc
+from .printer import deep_recursion
 from .stmt import (
     Allocate, AssertStmt, Block, BlockRealize, BufferRegion, BufferStore, Evaluate, For, ForKind, IfThenElse,
     IterType, IterVar, LetStmt, MatchBufferRegion, SeqStmt, Stmt,
@@ -64,7 +65,8 @@ class ScriptError(ValueError):
         if filename:
             text += f" (in {filename})"
         if source_line and source_line.strip():
-            text += f"\n    {source_line.strip()}"
+            shown = source_line.strip()
+            text += f"\n    {shown if len(shown) <= 120 else shown[:117] + '...'}"
         super().__init__(text)
 
 
@@ -177,6 +179,9 @@ class _Parser:
             raise
         except _Error as err:
             raise self.script_error(err.node if hasattr(err.node, "lineno") else node, err.message) from None
+        except RecursionError:
+            raise self.script_error(node, "this statement nests expressions too deeply (more than a few "
+                                          "thousand levels); bind parts of it with wb.let(...)") from None
         except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, ArithmeticError) as err:
             msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
             raise self.script_error(node, msg) from err
@@ -767,6 +772,7 @@ class _Parser:
         bname = self.str_arg(args[0], "the block name")
         if item.optional_vars is not None:
             raise _Error(node, "`with wb.block(...)` takes no `as` name")
+        self.claim_block_name(node, bname)
         f = _BlockFrame(bname)
         self.frames.append(f)
         self.push()
@@ -776,6 +782,15 @@ class _Parser:
             self.pop()
             self.frames.pop()
         return self.realize(node, f, body)
+
+    def claim_block_name(self, node, name: str) -> None:
+        """Block names are unique in a function (``sch.get_block`` finds blocks by name)."""
+        first = self.block_names.get(name)
+        if first is not None:
+            raise _Error(node, f"two blocks are named {name!r} (lines {first.lineno + self.line_offset} and "
+                               f"{node.lineno + self.line_offset}); block names must be unique within a "
+                               f"function, rename one")
+        self.block_names[name] = node
 
     def realize(self, node, f: _BlockFrame, body: Stmt) -> BlockRealize:
         block = Block(f.name, tuple(f.iter_vars), tuple(f.reads or ()), tuple(f.writes or ()), body, f.init,
@@ -1081,6 +1096,7 @@ class _Parser:
         self.params: list[Var] = []
         self.buffer_map: dict = {}
         self.size_vars: dict[str, Var] = {}
+        self.block_names: dict[str, ast.AST] = {}
         a = fn.args
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
             raise _Error(fn, "script functions take plain positional parameters only")
@@ -1132,6 +1148,9 @@ class _Parser:
         has_block = _contains_block(body)
         explicit_root = (isinstance(body, BlockRealize) and body.block.name == "root" and not root.allocs)
         if (has_block or root.allocs) and not explicit_root:
+            if "root" in self.block_names:
+                raise _Error(self.block_names["root"], "the block name 'root' is reserved for the function's "
+                                                       "root block, which the parser adds; rename this block")
             body = BlockRealize((), IntImm(1, "bool"), Block("root", (), (), (), body, None, tuple(root.allocs)))
         name = method_name or fn.name
         attrs = {} if private else {"global_symbol": name}
@@ -1139,7 +1158,13 @@ class _Parser:
         return PrimFunc(tuple(self.params), self.buffer_map, body, attrs)
 
 
+#: integer constants folded by the parser stay within what the widest integer dtypes hold
+#: (int64 below, uint64 above); anything larger is refused before it is computed
+_FOLD_MIN, _FOLD_MAX = -(2 ** 63), 2 ** 64 - 1
+
+
 def _py_binop(node, op, a, b):
+    """Fold ``a op b`` on Python numbers, refusing results no dtype can hold (never computing them)."""
     import operator
 
     fn = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -1148,7 +1173,38 @@ def _py_binop(node, op, a, b):
           ast.LShift: operator.lshift, ast.RShift: operator.rshift}.get(op)
     if fn is None:
         raise _Error(node, f"the operator {op.__name__} is not supported in the script form")
-    return fn(a, b)
+    if _int_result_too_large(op, a, b):
+        raise _fold_overflow(node)
+    try:
+        r = fn(a, b)
+    except ZeroDivisionError:
+        raise _Error(node, f"division by zero in the constant expression `{_node_text(node)}`") from None
+    except OverflowError:
+        raise _Error(node, f"the constant expression `{_node_text(node)}` is too large for a float64") from None
+    if isinstance(r, numbers.Integral) and not isinstance(r, bool) and not (_FOLD_MIN <= r <= _FOLD_MAX):
+        raise _fold_overflow(node)
+    return r
+
+
+def _int_result_too_large(op, a, b) -> bool:
+    """Would ``a ** b`` or ``a << b`` on integers overflow 64 bits? (Decided without computing it.)"""
+    if not (isinstance(a, numbers.Integral) and isinstance(b, numbers.Integral)):
+        return False
+    if op is ast.Pow:
+        return abs(a) > 1 and b > 64
+    if op is ast.LShift:
+        return a != 0 and b > 64
+    return False
+
+
+def _fold_overflow(node) -> _Error:
+    return _Error(node, f"the constant expression `{_node_text(node)}` does not fit in 64 bits, the widest "
+                        f"integer dtype (int64/uint64); integer constants are folded at that width")
+
+
+def _node_text(node) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _py_cmp(cls, a, b):
@@ -1312,13 +1368,34 @@ def _syntax_error(err: SyntaxError, line_offset: int, filename: str | None) -> S
 
 def _parse_tree(text: str, line_offset: int = 0, filename: str | None = None) -> ast.Module:
     try:
-        return ast.parse(textwrap.dedent(text))
+        with deep_recursion():
+            return ast.parse(textwrap.dedent(text))
     except SyntaxError as err:
         raise _syntax_error(err, line_offset, filename) from None
+    except (RecursionError, MemoryError):
+        k = _too_deep_line(text)
+        raise ScriptError("the text nests expressions too deeply for Python's parser (more than a few "
+                          "thousand levels); bind parts of them with wb.let(...)",
+                          None if k is None else k + 1 + line_offset,
+                          None if k is None else text.splitlines()[k], filename) from None
+
+
+def _too_deep_line(text: str) -> int | None:
+    """The index of the first line that alone is too deeply nested for ``ast.parse`` (None: not found)."""
+    for k, line in enumerate(text.splitlines()):
+        try:
+            with deep_recursion():
+                ast.parse(line.strip())
+        except (RecursionError, MemoryError):
+            return k
+        except SyntaxError:
+            continue
+    return None
 
 
 def _run(parser: _Parser, fn_node, method_name=None) -> PrimFunc:
-    return parser.guard(fn_node, parser.function, fn_node, method_name)
+    with deep_recursion():
+        return parser.guard(fn_node, parser.function, fn_node, method_name)
 
 
 def parse(text: str, globals: dict | None = None) -> PrimFunc | IRModule:  # noqa: A002

@@ -21,12 +21,17 @@ Rules that make the text round-trip exactly:
   tree shape (``a - (b - c)``) survives.
 - Two different variables (or buffers) with the same name visible at once get
   suffixes (``i_1``), so names resolve back to the same objects.
+- Nested negations ``0 - (0 - x)`` print as unary minuses (``0 - -x``), which the
+  parser reads as the same ``Sub(0, ...)`` chain: Python allows only 200 levels of
+  parentheses. Expressions up to a few thousand levels deep print; deeper ones raise
+  a ``ValueError`` that says so.
 """
 from __future__ import annotations
 
 import keyword
 import math
 import re
+import sys
 from typing import Any
 
 from .buffer import Buffer
@@ -74,7 +79,45 @@ def script(node: Any) -> str:
     >>> script(max_(A[i, 0], 0.0))
     'wb.max(A[i, 0], 0.0)'
     """
-    return Printer().print_node(node)
+    with deep_recursion():
+        try:
+            return Printer().print_node(node)
+        except RecursionError:
+            raise ValueError(f"cannot print this {type(node).__name__}: its expressions or statements are nested "
+                             f"more than a few thousand levels deep; bind parts of it to variables "
+                             f"(wb.let) to flatten it") from None
+
+
+#: printing and parsing recurse once or twice per level of nesting; they run with at least this
+#: recursion limit, so programs a few thousand levels deep still print and parse back
+DEEP_RECURSION_LIMIT = 10000
+
+
+class deep_recursion:
+    """Run the body with Python's recursion limit raised to at least ``limit`` (restored after).
+
+    A class used like a function (hence the lower-case name): ``with deep_recursion(): ...``.
+
+    >>> import sys
+    >>> with deep_recursion(20000):
+    ...     sys.getrecursionlimit() >= 20000
+    True
+    """
+
+    __slots__ = ("limit", "old")
+
+    def __init__(self, limit: int = DEEP_RECURSION_LIMIT):
+        self.limit = limit
+        self.old = 0
+
+    def __enter__(self) -> None:
+        self.old = sys.getrecursionlimit()
+        if self.old < self.limit:
+            sys.setrecursionlimit(self.limit)
+
+    def __exit__(self, *exc) -> None:
+        if self.old < self.limit:
+            sys.setrecursionlimit(self.old)
 
 
 def _is_const(e) -> bool:
@@ -129,6 +172,13 @@ def _can_bare(e, dtype: str) -> bool:
     if isinstance(e, FloatImm) and (math.isinf(e.value) or math.isnan(e.value)):
         return False
     return True
+
+
+def _is_negation(e) -> bool:
+    """``Sub(0, x)`` as the parser reads ``-x``: a +0 of ``x``'s (scalar) dtype minus a non-constant ``x``."""
+    return (isinstance(e, Sub) and isinstance(e.a, (IntImm, FloatImm)) and e.a.value == 0
+            and math.copysign(1.0, e.a.value) > 0 and e.a.dtype == e.b.dtype and not _is_const(e.b)
+            and not is_bool(e.a.dtype))
 
 
 def _range_end(r_min: PrimExpr, extent: PrimExpr) -> PrimExpr:
@@ -227,6 +277,8 @@ class Printer:
         if isinstance(e, StringImm):
             return _str(e.value), _P_ATOM
         cls = type(e)
+        if _is_negation(e) and _is_negation(e.b):
+            return self._negations(e), _P_ADD
         if cls in _BIN:
             sym, prec = _BIN[cls]
             la, lb = self._bin_bare(e.a, e.b)
@@ -268,6 +320,16 @@ class Printer:
             self.pop()
             return f"{PREFIX}.Let({name} := {value}, {body})", _P_ATOM
         return f"<{type(e).__name__}>", _P_ATOM
+
+    def _negations(self, e: Sub) -> str:
+        """``0 - (0 - (0 - x))`` as ``0 - --x``: nested negations print as unary minuses, which the parser
+        reads back as the same ``Sub(0, ...)`` chain, so no parentheses pile up (Python allows 200 levels)."""
+        count, inner = 0, e.b
+        while _is_negation(inner):
+            count += 1
+            inner = inner.b
+        zero = const_text(e.a, bare=True)
+        return f"{zero} - {'-' * count}{self._operand(inner, None, _P_UNARY, right=False)}"
 
     def _bin_bare(self, a: PrimExpr, b: PrimExpr) -> tuple[str | None, str | None]:
         """Which operands of a matched pair may print as bare literals."""
@@ -739,4 +801,4 @@ def _collect_bound(n, bound: set[int]) -> None:
     V().visit(n)
 
 
-__all__ = ["script", "Printer", "const_text"]
+__all__ = ["script", "Printer", "const_text", "deep_recursion"]

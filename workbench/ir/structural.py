@@ -121,7 +121,10 @@ class _Equal:
 
 def structural_equal(a: Any, b: Any) -> bool:
     """True when ``a`` and ``b`` are equal up to renaming of variables and buffers."""
-    return _Equal().eq(a, b)
+    from .printer import deep_recursion
+
+    with deep_recursion():
+        return _Equal().eq(a, b)
 
 
 class StructuralMismatch(AssertionError):
@@ -201,8 +204,11 @@ class _Hasher:
 
 def structural_hash(x: Any) -> int:
     """A hash consistent with ``structural_equal`` (renaming does not change it)."""
+    from .printer import deep_recursion
+
     h = _Hasher()
-    h.walk(x)
+    with deep_recursion():
+        h.walk(x)
     return int.from_bytes(h.h.digest(), "little")
 
 

@@ -7,6 +7,7 @@ from ..ir.functor import uses_var
 from ..ir.node import FrozenDict
 from ..ir.stmt import THREAD_TAGS, ForKind, IterType
 from .errors import ReductionLoopError, ScheduleArgumentError
+from .loop_legality import check_iterations_independent
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import all_realizes, rebuild
@@ -31,6 +32,8 @@ def _set_kind(sch, loop, kind: ForKind, what: str, thread: str | None = None) ->
         f, anc = sch.loop_of(loop)
     else:
         f, anc = _check_spatial(sch, loop, what)
+    if kind in (ForKind.PARALLEL, ForKind.VECTORIZED):
+        check_iterations_independent(f, what)
     new = f.replace(kind=kind, thread=thread)
     return Outcome(func=rebuild(sch.func, anc, f, new))
 
@@ -38,7 +41,11 @@ def _set_kind(sch, loop, kind: ForKind, what: str, thread: str | None = None) ->
 def parallel(sch, loop: LoopRV) -> None:
     """Run the iterations of ``loop`` in parallel on CPU threads.
 
-    The loop must feed only spatial (data-parallel) block axes.
+    The loop must feed only spatial (data-parallel) block axes, and no iteration may
+    read or write what another iteration writes: ``B[vi] = B[vi - 1] + A[vi]`` is refused,
+    naming the buffer and the block. Buffers allocated inside the loop are private to
+    each iteration. Between two blocks inside the loop, accesses whose indices are not
+    linear in the loops (after ``fuse``) are not judged.
 
     Before: ``for i in range(128):``; after ``sch.parallel(i)``: ``for i in wb.parallel(128):``.
     """
@@ -47,6 +54,9 @@ def parallel(sch, loop: LoopRV) -> None:
 
 def vectorize(sch, loop: LoopRV) -> None:
     """Run the iterations of ``loop`` as SIMD lanes.
+
+    Refused, like ``parallel``, when the loop feeds a reduction axis or one iteration
+    reads or writes what another one writes.
 
     Before: ``for j in range(16):``; after ``sch.vectorize(j)``: ``for j in wb.vectorized(16):``.
     """

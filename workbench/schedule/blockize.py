@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..ir.arith import Analyzer, detect_iter_map, subspace_divide
-from ..ir.expr import IntImm, Range, Var, as_int
-from ..ir.functor import substitute
+from ..ir.expr import IntImm, Range, Var, as_int, logical_and
+from ..ir.functor import collect_vars, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, For, ForKind, IterType, IterVar, SeqStmt
 from .errors import NonAffineBindingError, ScheduleArgumentError, ScheduleError
+from .reduction import in_vars, init_predicate, split_predicate
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import Index, child_blocks, fresh_name, rebuild, replace_in_stmt, replace_many
@@ -61,6 +62,27 @@ def blockize(sch, target: "LoopRV | Sequence[BlockRV]", preserve_unit_iters: boo
                     with wb.block("C"):
                         vi_i, vj_i, vk_i = wb.axis.remap("SSR", [i_1, j_1, k])
                         C[vi_o * 16 + vi_i, vj_o * 16 + vj_i] = ...
+
+    Under a non-dividing split the predicate is shared out: its terms over loops outside
+    the new block guard the outer block, the others stay on the inner block with the outer
+    loops read through the outer axes, and the init keeps the terms of its spatial loops.
+    For ``B[i] = sum_k A[i, k]`` over 100 x 100 with ``i`` and ``k`` split by 32 and reordered
+    to ``i_0, k_0, i_1, k_1``, ``sch.blockize(i_1)`` gives::
+
+        for i_0, k_0 in wb.grid(4, 4):
+            with wb.block("B_o"):
+                vi_o, vk_o = wb.axis.remap("SR", [i_0, k_0])
+                with wb.init():
+                    for i_1_init in range(32):
+                        with wb.block("B_init"):
+                            vi_i = wb.axis.spatial(32, i_1_init)
+                            wb.where(vi_o * 32 + i_1_init < 100)
+                            B[vi_o * 32 + vi_i] = 0.0
+                for i_1, k_1 in wb.grid(32, 32):
+                    with wb.block("B"):
+                        vi_i, vk_i = wb.axis.remap("SR", [i_1, k_1])
+                        wb.where(vi_o * 32 + i_1 < 100 and vk_o * 32 + k_1 < 100)
+                        B[vi_o * 32 + vi_i] = B[vi_o * 32 + vi_i] + A[vi_o * 32 + vi_i, vk_o * 32 + vk_i]
 
     ``sch.blockize([b1, b2])`` wraps consecutive sibling blocks into one block without
     iteration variables.
@@ -121,6 +143,8 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
             detail=f"bindings: {binds}; loops inside: {', '.join(v.name for v in inner_vars)}. Each binding must "
                    f"be `outer * inner_extent + inner`, e.g. i_0 * 16 + i_1 with i_1 inside.",
             node=f_loop)
+    # terms of the predicate over outer loops only guard the outer block; the others stay inside
+    outer_pred, inner_terms = split_predicate(realize.predicate, in_vars(inner_vars))
     an = Analyzer()
     outer_ivs, outer_vals, inner_ivs, inner_vals = [], [], [], []
     vmap = {}
@@ -130,6 +154,9 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
             raise BlockizeError(f"cannot blockize loop {lname}: iteration variable {iv.var.name} of block "
                                 f"{block.name} starts at {iv.dom.min}, not 0", node=f_loop)
         o, i, oe, ie = d.outer, d.inner, d.outer_extent, d.inner_extent
+        dom_extent = as_int(iv.dom.extent)
+        if dom_extent is not None:  # a non-dividing split: the outer part stays in the axis' domain
+            oe = min(oe, -(-dom_extent // ie))
         dt = iv.var.dtype
         if oe != 1:
             vo = Var(fresh_name(iv.var.name + "_o", taken_vars), dt)
@@ -153,15 +180,40 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
     new_inner = Block(block.name, tuple(inner_ivs), substitute(block.reads, vmap), substitute(block.writes, vmap),
                       simplify_indices(substitute(block.body, vmap), an), None, block.alloc_buffers,
                       substitute(block.match_buffers, vmap), block.annotations)
-    new_inner_realize = BlockRealize(tuple(inner_vals), realize.predicate, new_inner)
+    inner_pred = _through_outer_axes(inner_terms, outer_loops, outer_ivs, outer_vals, lname, realize)
+    new_inner_realize = BlockRealize(tuple(inner_vals), inner_pred, new_inner)
     outer_init = None
     if block.init is not None:
-        outer_init = _outer_init(block, simplify_indices(substitute(block.init, vmap), an), inner_ivs, idx)
+        spatial = [f.loop_var for f in inner_loops
+                   if any(uses_var(v, f.loop_var) for iv, v in zip(block.iter_vars, realize.iter_values)
+                          if iv.iter_type == IterType.SPATIAL)]
+        spatial += [iv.var for iv in outer_ivs if iv.iter_type == IterType.SPATIAL]
+        outer_init = _outer_init(block, simplify_indices(substitute(block.init, vmap), an),
+                                 list(zip(inner_ivs, inner_vals)), inner_loops, inner_pred, spatial, idx, realize)
     body = replace_in_stmt(f_loop, {id(realize): new_inner_realize})
     outer_name = fresh_name(block.name + "_o", idx.blocks)
     outer = _refresh(Block(outer_name, tuple(outer_ivs), (), (), body, outer_init))
-    outer_realize = BlockRealize(tuple(outer_vals), IntImm(1, "bool"), outer)
+    outer_realize = BlockRealize(tuple(outer_vals), outer_pred, outer)
     return Outcome(func=rebuild(sch.func, anc, f_loop, outer_realize), outputs=("block", outer_name))
+
+
+def _through_outer_axes(terms: list, outer_loops: list[For], outer_ivs: list[IterVar], outer_vals: list,
+                        lname: str, realize: BlockRealize):
+    """The inner block's predicate: ``terms`` with each loop outside the new outer block replaced by the outer
+    axis bound to it (``i_0 * 32 + i_1 < 100`` becomes ``vi_o * 32 + i_1 < 100``), since a block sees the loops
+    outside it only through its iteration variables."""
+    through = {val: iv.var for iv, val in zip(outer_ivs, outer_vals) if isinstance(val, Var)}
+    for f in outer_loops:
+        if f.loop_var not in through and as_int(f.extent) == 1:
+            through[f.loop_var] = f.min
+    hidden = in_vars(f.loop_var for f in outer_loops if f.loop_var not in through)
+    for c in terms:
+        if uses_var(c, hidden):
+            lv = next(v for v in collect_vars(c) if hidden(v))
+            raise BlockizeError(f"cannot blockize loop {lname}: the term `{c}` of the predicate of block "
+                                f"{realize.block.name} uses loop {lv.name}, which is outside the new block and is "
+                                "not by itself one of its axes, so the inner block could not see it", node=realize)
+    return logical_and(*(substitute(c, through) for c in terms))
 
 
 def simplify_indices(stmt, an: Analyzer):
@@ -181,37 +233,38 @@ def simplify_indices(stmt, an: Analyzer):
 
 
 def _uses_inner(e, inner_vars) -> bool:
-    from ..ir.functor import uses_var
-
-    ids = {id(v) for v in inner_vars}
-    return uses_var(e, lambda v: id(v) in ids)
+    return uses_var(e, in_vars(inner_vars))
 
 
-def _outer_init(block: Block, init, inner_ivs, idx: Index):
-    """The reduction's init for the outer block: a loop nest over the inner spatial iteration variables."""
-    from ..ir.functor import collect_vars
-
+def _outer_init(block: Block, init, inner_axes: list, inner_loops: list[For], inner_pred,
+                spatial_loops: list[Var], idx: Index, realize: BlockRealize):
+    """The reduction's init for the outer block, as in TVM: the inner loops that feed the inner spatial
+    axes the init uses, copied (``i_1`` becomes ``i_1_init``), around a block over those axes. Its predicate
+    keeps the terms of the inner predicate that do not use the loops left out (the reduction loops), so
+    under a non-dividing split it writes only the elements that the update writes."""
     used = {id(v) for v in collect_vars(init)}
-    spatial = [iv for iv in inner_ivs if iv.iter_type == IterType.SPATIAL and id(iv.var) in used]
-    reduce_used = [iv for iv in inner_ivs if iv.iter_type != IterType.SPATIAL and id(iv.var) in used]
+    spatial = [(iv, val) for iv, val in inner_axes if iv.iter_type == IterType.SPATIAL and id(iv.var) in used]
+    reduce_used = [iv for iv, _ in inner_axes if iv.iter_type != IterType.SPATIAL and id(iv.var) in used]
     if reduce_used:
         raise BlockizeError(f"cannot blockize block {block.name}: its init uses the reduction variable "
                             f"{reduce_used[0].var.name}")
     if not spatial:
         return init
+    copied = [f for f in inner_loops if any(uses_var(val, f.loop_var) for _, val in spatial)]
+    left_out = [f.loop_var for f in inner_loops if f not in copied]
+    pred = init_predicate(inner_pred, left_out, in_vars(spatial_loops), f"cannot blockize block {block.name}",
+                           realize)
     taken = {v.name for v in idx.loops}
-    loop_vars, init_ivs = [], []
-    for iv in spatial:
-        base = iv.var.name[:-2] if iv.var.name.endswith("_i") else iv.var.name
-        lv = Var(fresh_name(base.lstrip("v_") or base, taken) + "_init", iv.var.dtype)
-        taken.add(lv.name)
-        loop_vars.append(lv)
-        init_ivs.append(IterVar(Var(iv.var.name, iv.var.dtype), iv.dom, IterType.SPATIAL))
-    body = substitute(init, {iv.var: niv.var for iv, niv in zip(spatial, init_ivs)})
+    lmap = {}
+    for f in copied:
+        lmap[f.loop_var] = Var(fresh_name(f"{f.loop_var.name}_init", taken), f.loop_var.dtype)
+        taken.add(lmap[f.loop_var].name)
+    init_ivs = [IterVar(Var(iv.var.name, iv.var.dtype), iv.dom, IterType.SPATIAL) for iv, _ in spatial]
+    body = substitute(init, {iv.var: niv.var for (iv, _), niv in zip(spatial, init_ivs)})
     init_block = _refresh(Block(fresh_name(block.name + "_init", idx.blocks), tuple(init_ivs), (), (), body))
-    stmt = BlockRealize(tuple(loop_vars), IntImm(1, "bool"), init_block)
-    for lv, iv in reversed(list(zip(loop_vars, init_ivs))):
-        stmt = For(lv, IntImm(0, lv.dtype), iv.dom.extent, ForKind.SERIAL, stmt)
+    stmt = BlockRealize(tuple(substitute(val, lmap) for _, val in spatial), substitute(pred, lmap), init_block)
+    for f in reversed(copied):
+        stmt = For(lmap[f.loop_var], f.min, f.extent, ForKind.SERIAL, stmt)
     return stmt
 
 

@@ -6,11 +6,13 @@ them with ``compute_at`` / ``reverse_compute_at`` to copy only what a loop needs
 """
 from __future__ import annotations
 
+from ..ir.arith import Analyzer
 from ..ir.buffer import SCOPES, Buffer
-from ..ir.expr import BufferLoad, IntImm, Var
-from ..ir.functor import substitute
+from ..ir.expr import GE, GT, LE, LT, And, BufferLoad, CmpOp, FloorDiv, IntImm, PrimExpr, Var, logical_and
+from ..ir.functor import collect_vars, substitute, uses_var
 from ..ir.node import FrozenDict
-from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, IterVar, SeqStmt, seq
+from ..ir.stmt import (Block, BlockRealize, BufferStore, For, ForKind, IfThenElse, IterType, IterVar, SeqStmt,
+                       seq)
 from .errors import DependenceError, ScheduleArgumentError
 from .legality import box_fits, buffer_users, refresh_regions, written_box
 from .loops import loop_names
@@ -31,11 +33,13 @@ def _region_buffer(blk: Block, regions, k, kind: str, realize):
     return regions[k].buffer
 
 
-def _copy_block(sch, name: str, src: Buffer, dst: Buffer, box=None):
+def _copy_block(sch, name: str, src: Buffer, dst: Buffer, box=None, guard=None):
     """``for ax...: with block(name): dst[v...] = src[v...]`` over the whole buffer.
 
     With ``box`` (one ``(start, extent)`` per dimension) it copies only that box:
     ``dst[v0 + start0, ...] = src[v0 + start0, ...]`` for ``v`` in the box's extents.
+    With ``guard`` (a function of the new block's iteration variables giving a condition)
+    it copies only the elements where the condition holds.
     """
     taken = loop_names(sch.func)
     box = box or [(IntImm(0, ext.dtype), ext) for ext in src.shape]
@@ -48,7 +52,10 @@ def _copy_block(sch, name: str, src: Buffer, dst: Buffer, box=None):
         loops.append((lv, ext))
         idx.append(v if isinstance(start, IntImm) and start.value == 0 else v + start)
     idx = tuple(idx)
-    blk = refresh_regions(Block(name, tuple(ivs), (), (), BufferStore(dst, BufferLoad(src, idx), idx)))
+    body = BufferStore(dst, BufferLoad(src, idx), idx)
+    if guard is not None:
+        body = IfThenElse(guard([iv.var for iv in ivs]), body)
+    blk = refresh_regions(Block(name, tuple(ivs), (), (), body))
     nest = BlockRealize(tuple(lv for lv, _ in loops), IntImm(1, "bool"), blk)
     for lv, ext in reversed(loops):
         nest = For(lv, IntImm(0, ext.dtype), ext, ForKind.SERIAL, nest)
@@ -224,10 +231,11 @@ def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
             f"box of {buf.name}, so copying the cache back would overwrite elements it never wrote",
             detail="cache_write needs each index of the write to be a constant or a * v + c for a spatial "
                    "iterator v over a dense range (extent a), and no condition around the store.", node=realize)
+    guard = _copy_back_guard(realize, anc, buf)
     cname = _buf_name(buf.name, scope, sch.func)
     cbuf = Buffer(cname, buf.shape, buf.dtype, scope=scope)
     bname = fresh_name(cname, idx.blocks)
-    nest = _copy_block(sch, bname, cbuf, buf, box=None if fit == "whole" else box)
+    nest = _copy_block(sch, bname, cbuf, buf, box=None if fit == "whole" else box, guard=guard)
     new_real = realize.replace(block=substitute(blk, {}, {buf: cbuf}))
     top = _top_stmt(anc, sc, realize)
     for r in buffer_users(idx, buf)[1]:
@@ -239,6 +247,103 @@ def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
     at = _position(sc, top) + 1
     func = _with_copies(sch, sc, {id(realize): new_real}, [(at, nest)], cbuf)
     return Outcome(func=func, outputs=("block", bname))
+
+
+def _conjuncts(e: PrimExpr) -> list:
+    return _conjuncts(e.a) + _conjuncts(e.b) if isinstance(e, And) else [e]
+
+
+def _on_iters(cond: PrimExpr, realize: BlockRealize, loop_ids: set, an: Analyzer):
+    """A conjunct of the block's predicate (over the loops around it) as a condition on its
+    iteration variables: ``a < b`` with ``a - b == e - d``, where the block binds ``v`` to ``e``
+    and ``d`` uses no loop, becomes ``v < d``. The condition itself when it uses no loop; else None."""
+    def in_loops(x):
+        return uses_var(x, lambda v: id(v) in loop_ids)
+
+    if not in_loops(cond):
+        return cond
+    if not isinstance(cond, CmpOp):
+        return None
+    diff = an.simplify(cond.a - cond.b)
+    for iv, bound in zip(realize.block.iter_vars, realize.iter_values):
+        if bound.dtype != diff.dtype:
+            continue
+        rest = an.simplify(bound - diff)
+        if not in_loops(rest):
+            return type(cond)(iv.var, rest)
+    return None
+
+
+def _implied_by_domain(cond: PrimExpr, blk: Block, an: Analyzer) -> bool:
+    """True when the comparison holds for every value of the block's iteration variables
+    in their domains (``v < n`` for ``v`` in ``[0, n)``: the predicate a split leaves)."""
+    tests = {LT: lambda s: s.max < 0, LE: lambda s: s.max <= 0, GT: lambda s: s.min > 0, GE: lambda s: s.min >= 0}
+    test = tests.get(type(cond))
+    if test is None:
+        return False
+    s = an.int_set(cond.a - cond.b, {iv.var: iv.dom for iv in blk.iter_vars})
+    return an.can_prove(test(s))
+
+
+def _write_iters(blk: Block, buf: Buffer) -> dict:
+    """``id(v) -> (dimension, a, v's domain minimum)`` for each iteration variable ``v`` that
+    indexes dimension ``dimension`` of the block's (box-shaped) write of ``buf`` as ``a * v + c``."""
+    an = Analyzer()
+    (region,) = [r for r in blk.writes if r.buffer is buf]
+    spatial = {id(iv.var): iv for iv in blk.iter_vars if iv.iter_type == IterType.SPATIAL}
+    out = {}
+    for d, rng in enumerate(region.region):
+        for v in collect_vars(rng.min):
+            if id(v) in spatial:
+                a = an.simplify(substitute(rng.min, {v: IntImm(1, v.dtype)})
+                                - substitute(rng.min, {v: IntImm(0, v.dtype)}))
+                out[id(v)] = (d, a, spatial[id(v)].dom.min)
+    return out
+
+
+def _copy_back_guard(realize: BlockRealize, anc: tuple, buf: Buffer):
+    """None when the block's predicate skips no element of its write box (no predicate, or only
+    the ``i_0 * 32 + i_1 < n`` a split leaves); else the guard for ``_copy_block``: the predicate
+    over the copy block's iteration variables, so that only the elements written are copied back."""
+    blk = realize.block
+    an = Analyzer()
+    loop_ids = {id(a.loop_var) for a in anc if isinstance(a, For)}
+    kept = []
+    for c in _conjuncts(realize.predicate):
+        if isinstance(c, IntImm) and c.value:
+            continue
+        on_iters = _on_iters(c, realize, loop_ids, an)
+        if on_iters is None:
+            raise DependenceError(
+                f"cannot cache_write {buf.name} of block {blk.name}: its predicate `{c}` is not a condition on "
+                f"the block's iterators, so which elements of {buf.name} it writes is not known",
+                detail="cache_write handles predicates that compare an iterator's binding (such as the "
+                       "i_0 * 32 + i_1 < n of a split) with a bound; cache_write before such a split.",
+                node=realize)
+        if not _implied_by_domain(on_iters, blk, an):
+            kept.append(on_iters)
+    if not kept:
+        return None
+    dims = _write_iters(blk, buf)
+    iter_ids = {id(iv.var) for iv in blk.iter_vars}
+    for c in kept:
+        for v in collect_vars(c):
+            if id(v) in iter_ids and id(v) not in dims:
+                raise DependenceError(
+                    f"cannot cache_write {buf.name} of block {blk.name}: its predicate `{c}` depends on iterator "
+                    f"{v.name}, which does not index {buf.name}, so which elements it writes is not known",
+                    node=realize)
+    cond = logical_and(*kept)
+
+    def guard(copy_vars: list) -> PrimExpr:
+        vmap = {}
+        for v in collect_vars(cond):
+            if id(v) in dims:
+                d, a, lo = dims[id(v)]
+                w = copy_vars[d] if isinstance(a, IntImm) and a.value == 1 else FloorDiv(copy_vars[d], a)
+                vmap[v] = an.simplify(w + lo)
+        return substitute(cond, vmap)
+    return guard
 
 
 def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
@@ -322,7 +427,8 @@ def set_scope(sch, block, buffer_index: int, storage_scope: str) -> Outcome:
 
 
 def storage_align(sch, block, buffer_index: int, axis: int, factor: int, offset: int) -> Outcome:
-    """Pad the stride of ``axis`` of a written buffer to ``k * factor + offset`` (avoids bank conflicts).
+    """Pad the stride of ``axis`` of a written intermediate buffer to ``k * factor + offset`` (avoids bank
+    conflicts). Function parameters are refused: the caller lays out their memory.
 
     Recorded as the block annotation ``buffer_dim_align`` (as in TVM), read by lowering.
     Before: ``with wb.block("B"):``; after ``sch.storage_align(b, 0, axis=0, factor=32, offset=1)``:
@@ -331,6 +437,11 @@ def storage_align(sch, block, buffer_index: int, axis: int, factor: int, offset:
     realize, anc = sch.block_of(block)
     blk = realize.block
     buf = _region_buffer(blk, blk.writes, buffer_index, "write", realize)
+    if any(b is buf for b in sch.func.buffer_map.values()):
+        raise ScheduleArgumentError(f"cannot storage_align {buf.name}: it is a parameter of the function, whose "
+                                    "memory layout the caller provides; only intermediate buffers can be aligned",
+                                    detail="cache_write (or cache_read) it into an intermediate buffer and align "
+                                           "that one.", node=realize)
     nd = len(buf.shape)
     if not isinstance(axis, int) or not (-nd <= axis < nd):
         raise ScheduleArgumentError(f"cannot storage_align {buf.name}: axis {axis!r} is out of range for a "

@@ -1,12 +1,12 @@
 """Compute location: ``compute_at``, ``reverse_compute_at``, ``compute_inline``, ``reverse_compute_inline``."""
 from __future__ import annotations
 
-from ..ir.expr import BufferLoad, IntImm, LT, GE, Var, as_int, logical_and
-from ..ir.functor import substitute, uses_var
+from ..ir.arith import Analyzer
+from ..ir.expr import BufferLoad, GE, IntImm, LT, PrimExpr, Range, Var, as_int, logical_and
+from ..ir.functor import Mutator, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, SeqStmt, seq
-from .bounds import const_of, lin_bounds, lin_sub, linear, loop_range, to_expr
-from .errors import (ComputeLocationError, DependenceError, InlineError, RegionCoverError,
-                     ScheduleArgumentError)
+from .bounds import const_of, lin_bounds, lin_sub, linear, to_expr
+from .errors import ComputeLocationError, DependenceError, InlineError, RegionCoverError
 from .legality import (ReplaceLoads, allocating_block, box_fits, buffer_users, is_reduction, loops_between,
                        refresh_regions, region_under, relax_map, written_box)
 from .loops import loop_names
@@ -15,14 +15,15 @@ from .state import Outcome
 from .tree import fresh_name, replace_many
 
 
-def _is_root_rv(sch, loop) -> bool:
+def _is_root_mark(sch, loop) -> bool:
+    """True for the loop handle ``sample_compute_location`` returns for "the root" (TVM's root mark)."""
     ident = sch._rvs.get(getattr(loop, "id", None))
-    return ident is not None and isinstance(ident[1], str)
+    return ident is not None and ident[0] == "loop" and isinstance(ident[1], str)
 
 
 def _setup(sch, block, loop, what):
-    realize, b_anc = sch.block_of(block)
-    f, l_anc = sch.loop_of(loop)
+    realize, b_anc = sch.block_of(block, f"the first argument of {what}")
+    f, l_anc = sch.loop_of(loop, f"the second argument of {what}")
     idx = sch.index()
     name = realize.block.name
     from .legality import check_affine
@@ -90,15 +91,33 @@ def _through_whole_writer(idx, scope, f: For, mine: str, other: str, kind: str, 
     return True
 
 
+def _domain_conds(val, lo_lin, hi_lin, iv, outer: dict, loops: list) -> list:
+    """Conditions keeping ``val`` (covering ``lo_lin..hi_lin``) inside ``iv``'s domain where the
+    loops may take it outside: the last tile of a split that does not divide the extent, also a
+    symbolic one (``i_0 * 32 + ax0 < n``)."""
+    an = Analyzer()
+    for lp in loops:
+        an.bind(lp.loop_var, Range(lp.min, lp.extent))
+    lo_b, _ = lin_bounds(lo_lin, outer)
+    _, hi_b = lin_bounds(hi_lin, outer)
+    end = an.simplify(iv.dom.min + iv.dom.extent)
+    out = []
+    if not an.can_prove(to_expr(lo_b) >= iv.dom.min):
+        out.append(GE(val, iv.dom.min))
+    if not an.can_prove(to_expr(hi_b) < end):
+        out.append(LT(val, end))
+    return out
+
+
 def _new_nest(sch, realize: BlockRealize, dims: dict, loop: For, l_anc: tuple, preserve: bool):
     """The block placed to cover ``dims`` (iter var -> (lo, hi) linear forms), with fresh loops."""
     blk = realize.block
     outer = relax_map([a for a in l_anc if isinstance(a, For)] + [loop]) or {}
     taken = loop_names(sch.func)
     bindings, new_loops, conds = [], [], []
-    order = [a.loop_var for a in l_anc if isinstance(a, For)] + [loop.loop_var]
+    loops = [a for a in l_anc if isinstance(a, For)] + [loop]
+    order = [lp.loop_var for lp in loops]
     for iv in blk.iter_vars:
-        dmin, dext = as_int(iv.dom.min), as_int(iv.dom.extent)
         rng = dims.get(iv.var)
         ext = None
         if rng is not None:
@@ -119,14 +138,8 @@ def _new_nest(sch, realize: BlockRealize, dims: dict, loop: For, l_anc: tuple, p
             new_loops.append((v, ext_e))
             val = v if as_int(lo_e) == 0 else lo_e + v
         bindings.append(val)
-        if lo_lin is not None and dmin is not None and dext is not None:
-            lo_b, _ = lin_bounds(lo_lin, outer)
-            _, hi_b = lin_bounds(rng[1], outer)
-            lo_c, hi_c = const_of(lo_b), const_of(hi_b)
-            if lo_c is None or lo_c < dmin:
-                conds.append(GE(val, IntImm(dmin, iv.var.dtype)))
-            if hi_c is None or hi_c > dmin + dext - 1:
-                conds.append(LT(val, IntImm(dmin + dext, iv.var.dtype)))
+        if lo_lin is not None:
+            conds += _domain_conds(val, lo_lin, rng[1], iv, outer, loops)
     pred = logical_and(*conds) if conds else IntImm(1, "bool")
     body = BlockRealize(tuple(bindings), pred, blk)
     for v, e in reversed(new_loops):
@@ -150,18 +163,82 @@ def _insert(loop: For, nest, idx, names: list[str], before: bool):
     return loop.replace(body=seq(*items))
 
 
+def _index_offset(e, ivs) -> tuple | None:
+    """``(v, c)`` when the index ``e`` is ``v + c`` for an iteration variable ``v`` and a constant ``c``."""
+    lin = linear(e)
+    if lin is None:
+        return None
+    vs = [k for k in lin if k is not None]
+    if len(vs) != 1 or vs[0] not in ivs or lin[vs[0]] != 1:
+        return None
+    return vs[0], lin.get(None, 0)
+
+
+def _shift(lin: dict, c: int) -> dict:
+    out = dict(lin)
+    out[None] = out.get(None, 0) + c
+    return out
+
+
 def _iter_dims_from(realize: BlockRealize, regions, buf, buf_dims) -> dict:
-    """Map the block's iteration variables to buffer dims they index directly (``B[vi, vj]``)."""
+    """Map the block's iteration variables to the buffer dims they index as ``v`` or ``v + c``
+    (``B[vi, vj + 1]``): ``{v: (lo - c, hi - c)}``, or ``{v: None}`` where that dim is unbounded."""
     ivs = {iv.var: iv for iv in realize.block.iter_vars}
     out = {}
     for r in regions:
         if r.buffer is not buf:
             continue
         for d, rng in enumerate(r.region):
-            if isinstance(rng.min, Var) and rng.min in ivs and as_int(rng.extent) == 1 and rng.min not in out:
-                if buf_dims[d] is not None:
-                    out[rng.min] = buf_dims[d]
+            hit = _index_offset(rng.min, ivs) if as_int(rng.extent) == 1 else None
+            if hit is None or hit[0] in out:
+                continue
+            v, c = hit
+            out[v] = None if buf_dims[d] is None else (_shift(buf_dims[d][0], -c), _shift(buf_dims[d][1], -c))
     return out
+
+
+def _needed_region(idx, cons: list[str], f: For, buf) -> list | None:
+    """Per dim of ``buf``, the linear bounds its consumers inside loop ``f`` read per iteration (None: no read)."""
+    from .legality import union
+
+    region = None
+    for c in cons:
+        c_real, c_anc = idx.blocks[c]
+        relax = relax_map(loops_between(c_anc, f))
+        dims = region_under(c_real, c_real.block.reads, buf, relax or {}, None)
+        if dims is None:
+            continue
+        if relax is None:
+            dims = [None] * len(dims)
+        region = dims if region is None else union(region, dims)
+    return region
+
+
+def _needed_iter_dims(idx, realize: BlockRealize, cons: list[str], f: For) -> dict:
+    """The range of each iteration variable that computes what the consumers in ``f`` read, over
+    every buffer the block writes (a variable missing from the result keeps its whole domain)."""
+    from .legality import union
+
+    blk = realize.block
+    out: dict = {}
+    whole: set = set()
+    bufs = list({id(w.buffer): w.buffer for w in blk.writes}.values())
+    for buf in bufs:
+        region = _needed_region(idx, cons, f, buf)
+        if region is None:
+            if [r for r in buffer_users(idx, buf)[1] if r != blk.name]:
+                return {}       # read elsewhere: computed whole
+            continue            # read by no block: nothing constrains it
+        got = _iter_dims_from(realize, blk.writes, buf, region)
+        for iv in blk.iter_vars:
+            rng = got.get(iv.var)
+            if rng is None:
+                whole.add(iv.var)
+            elif iv.var in out:
+                out[iv.var] = union([out[iv.var]], [rng])[0]
+            else:
+                out[iv.var] = rng
+    return {v: r for v, r in out.items() if v not in whole and r is not None}
 
 
 def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
@@ -190,10 +267,16 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
             for j in range(128):
                 with wb.block("C"): ...
 
-    Unit loops are dropped unless ``preserve_unit_loops=True``.
+    Unit loops are dropped unless ``preserve_unit_loops=True``. A block writing several
+    buffers computes what the consumers read of any of them. Refused (the program is left
+    as it was): a block writing an output of the function (only the part read inside the
+    loop would be computed), and a block whose buffer another block also writes or reads in
+    between, unless their regions are provably disjoint (as the two halves of a concatenation).
+    A ``loop`` handle from ``sample_compute_location`` that names the root leaves the block
+    where it is, as in TVM.
     """
-    if _is_root_rv(sch, loop):
-        sch.block_of(block)
+    if _is_root_mark(sch, loop):
+        sch.block_of(block, "the first argument of compute_at")
         return Outcome()
     realize, b_anc, f, l_anc, idx, scope, name = _setup(sch, block, loop, "compute_at")
     ln = f.loop_var.name
@@ -215,35 +298,149 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
         if _contains(idx, p, f):
             raise DependenceError(f"cannot compute block {name} at loop {ln}: its producer block {p} is inside "
                                   "that loop and would then run after it", node=f)
+    _check_not_output(sch, idx, realize, cons, ln, f)
     _check_no_shared_writes(idx, name, cons, "compute", ln, f, l_anc)
-    blk = realize.block
-    if len(blk.writes) != 1:
-        raise ComputeLocationError(f"cannot compute block {name} at loop {ln}: it writes {len(blk.writes)} "
-                                   "buffers; compute_at supports blocks writing one buffer", node=realize)
-    buf = blk.writes[0].buffer
-    region = None
-    for c in cons:
-        c_real, c_anc = idx.blocks[c]
-        inner = loops_between(c_anc, f)
-        relax = relax_map(inner)
-        if relax is None:
-            relax = {}
-            full = True
-        dims = region_under(c_real, c_real.block.reads, buf, relax, None)
-        if dims is None:
-            continue
-        if not relax and inner:
-            dims = [None] * len(dims)
-        from .legality import union
-
-        region = dims if region is None else union(region, dims)
-    if region is None:
-        region = [None] * len(buf.shape)
-    iv_dims = _iter_dims_from(realize, blk.writes, buf, region)
+    _check_crossed_blocks(idx, scope, name, f, cons, "compute", ln, moving_later=True)
+    iv_dims = _needed_iter_dims(idx, realize, cons, f)
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
     new_loop = _insert(f, nest, idx, cons, before=True)
     new_func = replace_many(sch.func, {id(realize): None, id(f): new_loop})
     return Outcome(func=new_func)
+
+
+def _check_not_output(sch, idx, realize: BlockRealize, cons: list[str], ln: str, f: For) -> None:
+    """compute_at computes only what the blocks in the loop read: a block writing a parameter is
+    refused (as in TVM) unless one of those blocks provably reads all of what it writes there."""
+    from .lookup import accessed
+
+    params = {id(b): b for b in sch.func.buffer_map.values()}
+    blk = realize.block
+    for bid in accessed(blk, "write"):
+        if bid not in params:
+            continue
+        mine = _full_box(blk, bid, "write")
+        if any(_box_within(mine, _exact_read_box(idx.block(c), bid)) for c in cons):
+            continue
+        raise ComputeLocationError(
+            f"cannot compute block {blk.name} at loop {ln}: it writes {params[bid].name}, an output of the function, "
+            "and compute_at would compute only the part of it that the blocks inside that loop read", node=realize)
+
+
+def _exact_read_box(blk: Block, buf_id: int) -> list | None:
+    """The box of the buffer the block reads over its whole domain when that is exactly a box:
+    each dim constant, or ``v + c`` for an iteration variable no other dim uses (else None)."""
+    from ..ir.arith import Analyzer
+    from ..ir.functor import collect_vars
+
+    regions = [r for r in blk.reads if id(r.buffer) == buf_id]
+    if len(regions) != 1:
+        return None
+    ivs = {iv.var: iv for iv in blk.iter_vars}
+    an = Analyzer()
+    used: set = set()
+    out = []
+    for rng in regions[0].region:
+        hit = _index_offset(rng.min, ivs) if as_int(rng.extent) == 1 else None
+        if hit is not None and hit[0] not in used:
+            used.add(hit[0])
+            dom = ivs[hit[0]].dom
+            out.append((an.simplify(dom.min + hit[1]), an.simplify(dom.min + dom.extent - 1 + hit[1])))
+        elif not any(v in ivs for v in collect_vars(rng.min)) and not any(v in ivs for v in collect_vars(rng.extent)):
+            out.append((rng.min, an.simplify(rng.min + rng.extent - 1)))
+        else:
+            return None
+    return out
+
+
+def _box_within(inner: list | None, outer: list | None) -> bool:
+    from ..ir.arith import Analyzer
+
+    if inner is None or outer is None:
+        return False
+    an = Analyzer()
+    return all(a is not None and b is not None and c is not None and d is not None and an.can_prove(c <= a)
+               and an.can_prove(b <= d) for (a, b), (c, d) in zip(inner, outer))
+
+
+def _full_box(blk: Block, buf_id: int, kind: str) -> list | None:
+    """Inclusive ``[(lo, hi), ...]`` of the buffer in the block's declared regions over its whole
+    iteration domain (None where unknown)."""
+    from ..ir.arith import Analyzer
+
+    regions = [r for r in (blk.reads if kind == "read" else blk.writes) if id(r.buffer) == buf_id]
+    if len(regions) != 1:
+        return None
+    an = Analyzer()
+    dom = {iv.var: iv.dom for iv in blk.iter_vars}
+    return [(an.int_set(rng.min, dom).min, an.int_set(rng.min + rng.extent - 1, dom).max)
+            for rng in regions[0].region]
+
+
+def _provably_disjoint(a: list | None, b: list | None) -> bool:
+    from ..ir.arith import Analyzer
+
+    if a is None or b is None:
+        return False
+    an = Analyzer()
+    for (alo, ahi), (blo, bhi) in zip(a, b):
+        if any(x is None for x in (alo, ahi, blo, bhi)):
+            continue
+        if an.can_prove(ahi < blo) or an.can_prove(bhi < alo):
+            return True
+    return False
+
+
+def _check_crossed_blocks(idx, scope, name: str, f: For, partners: list[str], verb: str, ln: str,
+                          moving_later: bool) -> None:
+    """Refuse when moving block ``name`` into loop ``f`` reorders its accesses with those of a block it
+    crosses (one between it and the loop, or inside the loop) to elements they may share.
+
+    Writes of the same buffer by a crossed block must touch provably disjoint regions (the two
+    blocks of a concatenation), unless that block is a partner (a consumer inside the loop for
+    compute_at, a producer for reverse_compute_at: ``_check_no_shared_writes`` judges those); a
+    border block overwritten by an interior block must stay first. Reads against writes must be
+    disjoint for blocks between the block and the loop; inside the loop they follow the
+    per-iteration order (a copy-in reads the tile its copy-out writes back in that iteration).
+    """
+    from .lookup import accessed
+
+    names = idx.blocks_in_scope(scope)
+    inside = [k for k, n in enumerate(names) if _contains(idx, n, f)]
+    pos = names.index(name)
+    crossed = names[pos + 1: inside[-1] + 1] if moving_later else names[inside[0]: pos]
+    mine = idx.block(name)
+    m_reads, m_writes = accessed(mine, "read"), accessed(mine, "write")
+    for other in crossed:
+        ob = idx.block(other)
+        o_reads, o_writes = accessed(ob, "read"), accessed(ob, "write")
+        partner = other in partners
+        in_loop = _contains(idx, other, f)   # a read/write pair there is left to the per-iteration order
+        checks = [(m_reads & o_writes, "read", "write", in_loop or (partner and not moving_later)),
+                  (m_writes & o_reads, "write", "read", in_loop or (partner and moving_later)),
+                  (m_writes & o_writes, "write", "write", partner)]
+        for common, my_kind, o_kind, expected in checks:
+            if expected:
+                continue
+            for bid in common:
+                if _provably_disjoint(_full_box(mine, bid, my_kind), _full_box(ob, bid, o_kind)):
+                    continue
+                buf = _buffer_named(mine, ob, bid)
+                raise DependenceError(
+                    f"cannot {verb} block {name} at loop {ln}: block {other} {o_kind}s {buf} too, and running "
+                    f"{name} inside that loop would reorder their accesses to the elements of {buf} they may "
+                    "share", node=f, detail="Only blocks writing provably disjoint parts of a buffer (the halves of "
+                    "a concatenation) can move past each other.")
+
+
+def _buffer_named(a: Block, b: Block, buf_id: int) -> str:
+    from ..ir.functor import post_order_visit
+
+    found = [r.buffer for blk in (a, b) for r in blk.reads + blk.writes if id(r.buffer) == buf_id]
+    if not found:
+        for blk in (a, b):
+            post_order_visit(blk.body, lambda n: found.append(n.buffer) if isinstance(n, (BufferLoad, BufferStore))
+                             and id(n.buffer) == buf_id else None)
+    return found[0].name if found else "a buffer"
 
 
 def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
@@ -269,7 +466,14 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
                     vi = wb.axis.spatial(128, i)
                     vj = wb.axis.spatial(128, j_0 * 4 + ax0)
                     C[vi, vj] = wb.max(Y[vi, vj], 0.0)
+
+    The block may write several buffers. Refused: a block that reads more of a buffer than its
+    producers inside the loop write (those iterations would never run), and a block crossing
+    another access to the same elements (see ``compute_at``).
     """
+    if _is_root_mark(sch, loop):
+        sch.block_of(block, "the first argument of reverse_compute_at")
+        return Outcome()
     realize, b_anc, f, l_anc, idx, scope, name = _setup(sch, block, loop, "reverse_compute_at")
     ln = f.loop_var.name
     prods = producers_of(idx, scope, name)
@@ -291,41 +495,86 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
             raise DependenceError(f"cannot reverse-compute block {name} at loop {ln}: its consumer block {c} is "
                                   "inside that loop and would then run before it", node=f)
     _check_no_shared_writes(idx, name, prods, "reverse-compute", ln, f, l_anc)
-    outer_loops = [a for a in l_anc if isinstance(a, For)] + [f]
-    blk = realize.block
+    _check_crossed_blocks(idx, scope, name, f, prods, "reverse-compute", ln, moving_later=False)
     iv_dims: dict = {}
     for p in prods:
-        p_real, p_anc = idx.blocks[p]
-        # the producer must have finished its reduction inside the loop
-        for iv, val in zip(p_real.block.iter_vars, p_real.iter_values):
-            if iv.iter_type == IterType.REDUCE:
-                for ol in outer_loops:
-                    if uses_var(val, ol.loop_var):
-                        where = (f"loop {ln} is itself a reduction loop of {p}" if ol is f else
-                                 f"loop {ln} is inside {p}'s reduction loop {ol.loop_var.name}")
-                        raise DependenceError(
-                            f"cannot reverse-compute block {name} at loop {ln}: its producer block {p} has not "
-                            f"finished its reduction there ({where})", node=f)
-        inner = loops_between(p_anc, f)
-        relax = relax_map(inner)
-        for w in p_real.block.writes:
-            if not any(r.buffer is w.buffer for r in blk.reads):
-                continue
-            dims = region_under(p_real, p_real.block.writes, w.buffer, relax or {}, None)
-            if relax is None:
-                dims = [None] * len(dims)
-            _check_reads_matchable(realize, w.buffer, dims, name, ln, f)
-            got = _iter_dims_from(realize, blk.reads, w.buffer, dims)
-            for v in got:
-                if got[v] is None:
-                    raise ComputeLocationError(f"cannot reverse-compute block {name} at loop {ln}: the region of "
-                                               f"{w.buffer.name} its producer writes there cannot be bounded",
-                                               node=f)
-            iv_dims.update(got)
+        _check_reduction_finished(idx, p, name, f, l_anc)
+        for v, rng in _produced_iter_dims(idx, realize, p, f).items():
+            if v in iv_dims and (lin_sub(iv_dims[v][0], rng[0]) or lin_sub(iv_dims[v][1], rng[1])):
+                raise RegionCoverError(
+                    f"cannot reverse-compute block {name} at loop {ln}: its producers write different parts of what "
+                    f"it reads per iteration of that loop, so no range of {v.name} is ready there", node=f)
+            iv_dims[v] = rng
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
     new_loop = _insert(f, nest, idx, prods, before=False)
     new_func = replace_many(sch.func, {id(realize): None, id(f): new_loop})
     return Outcome(func=new_func)
+
+
+def _check_reduction_finished(idx, p: str, name: str, f: For, l_anc: tuple) -> None:
+    """The producer must have finished its reduction inside the loop."""
+    ln = f.loop_var.name
+    p_real = idx.blocks[p][0]
+    outer_loops = [a for a in l_anc if isinstance(a, For)] + [f]
+    for iv, val in zip(p_real.block.iter_vars, p_real.iter_values):
+        if iv.iter_type != IterType.REDUCE:
+            continue
+        for ol in outer_loops:
+            if uses_var(val, ol.loop_var):
+                where = (f"loop {ln} is itself a reduction loop of {p}" if ol is f else
+                         f"loop {ln} is inside {p}'s reduction loop {ol.loop_var.name}")
+                raise DependenceError(
+                    f"cannot reverse-compute block {name} at loop {ln}: its producer block {p} has not "
+                    f"finished its reduction there ({where})", node=f)
+
+
+def _produced_iter_dims(idx, realize: BlockRealize, p: str, f: For) -> dict:
+    """Ranges of the consumer's iteration variables whose inputs producer ``p`` writes per iteration of ``f``."""
+    name, ln = realize.block.name, f.loop_var.name
+    blk = realize.block
+    p_real, p_anc = idx.blocks[p]
+    relax = relax_map(loops_between(p_anc, f))
+    out: dict = {}
+    for w in p_real.block.writes:
+        if not any(r.buffer is w.buffer for r in blk.reads):
+            continue
+        dims = region_under(p_real, p_real.block.writes, w.buffer, relax or {}, None)
+        if relax is None:
+            dims = [None] * len(dims)
+        _check_reads_matchable(realize, w.buffer, dims, name, ln, f)
+        _check_reads_covered(realize, p_real.block, w.buffer, name, ln, f)
+        got = _iter_dims_from(realize, blk.reads, w.buffer, dims)
+        for v, rng in got.items():
+            if rng is None:
+                raise ComputeLocationError(f"cannot reverse-compute block {name} at loop {ln}: the region of "
+                                           f"{w.buffer.name} its producer writes there cannot be bounded", node=f)
+            out[v] = rng
+    return out
+
+
+def _check_reads_covered(realize: BlockRealize, p_blk: Block, buf, name: str, ln: str, f: For) -> None:
+    """Every element the consumer reads at ``v + c`` must be written by the producer: otherwise the
+    iterations reading the rest would never run once the consumer follows the producer's loop."""
+    from ..ir.arith import Analyzer
+
+    box = _full_box(p_blk, id(buf), "write")
+    ivs = {iv.var: iv for iv in realize.block.iter_vars}
+    an = Analyzer()
+    for r in realize.block.reads:
+        if r.buffer is not buf:
+            continue
+        for d, rng in enumerate(r.region):
+            hit = _index_offset(rng.min, ivs) if as_int(rng.extent) == 1 else None
+            if hit is None:
+                continue
+            dom = ivs[hit[0]].dom
+            lo, hi = (None, None) if box is None else box[d]
+            first, last = dom.min + hit[1], dom.min + dom.extent - 1 + hit[1]
+            if lo is None or hi is None or not (an.can_prove(lo <= first) and an.can_prove(last <= hi)):
+                raise RegionCoverError(
+                    f"cannot reverse-compute block {name} at loop {ln}: it reads {buf.name}[{an.simplify(first)}:"
+                    f"{an.simplify(last + 1)}] in dimension {d}, but its producer {p_blk.name} writes less of it, so "
+                    "the iterations reading the rest would never run", node=f)
 
 
 def _check_no_shared_writes(idx, name: str, others: list[str], verb: str, ln: str, f, l_anc=()) -> None:
@@ -491,6 +740,11 @@ def reverse_compute_inline(sch, block) -> Outcome:
             with wb.block("B"):
                 vi, vj = wb.axis.remap("SS", [i, j])
                 C[vi, vj] = A[vi, vj] * 2.0 + 1.0
+
+    The consumer may read the producer's buffer at any invertible affine map of its iteration
+    variables (a reshape ``C[vi] = B[vi // 4, vi % 4]`` becomes ``C[vi * 4 + vj] = ...`` in the
+    producer), as in TVM. Refused: a producer that writes less (or more) than the consumer
+    reads, since the consumer's other iterations would never run.
     """
     realize, anc = sch.block_of(block)
     blk = realize.block
@@ -514,25 +768,193 @@ def reverse_compute_inline(sch, block) -> Outcome:
     if others:
         raise InlineError(f"cannot reverse-inline block {name}: block {others[0]} also reads {buf.name}",
                           node=realize)
-    p_vars = [iv.var for iv in p_blk.iter_vars]
-    if not all(isinstance(i, Var) and i in p_vars for i in p_store.indices):
-        raise InlineError(f"cannot reverse-inline block {name}: its producer {p_blk.name} stores at indices that are "
-                          "not its iteration variables", node=p_real)
-    loads: list[BufferLoad] = []
-    from ..ir.functor import post_order_visit
-
-    post_order_visit(store.value, lambda n: loads.append(n) if isinstance(n, BufferLoad) and n.buffer is buf else None)
-    c_vars = [iv.var for iv in blk.iter_vars]
-    first = loads[0].indices
-    same = all(len(l.indices) == len(first) and all(a is b for a, b in zip(l.indices, first)) for l in loads)
-    if not same or not all(isinstance(i, Var) and i in c_vars for i in first) or \
-            len({id(i) for i in first}) != len(first) or set(map(id, first)) != set(map(id, c_vars)):
-        raise InlineError(f"cannot reverse-inline block {name}: it must read {buf.name} at one index that uses each "
-                          "of its iteration variables once", node=realize)
-    umap = {u: p_store.indices[d] for d, u in enumerate(first)}
+    _check_producer_store(p_real, p_store)
+    first = _single_load_index(realize, store, buf)
+    inverse = _invert_affine(first, blk.iter_vars)
+    if inverse is None:
+        raise InlineError(f"cannot reverse-inline block {name}: it reads {buf.name} at "
+                          f"[{', '.join(map(str, first))}], which is not an invertible affine map of its iteration "
+                          "variables (such as [vi, vj] or [vi // 4, vi % 4])", node=realize)
+    values, image = inverse
+    _check_image_is_produced(realize, p_real, p_store, buf, image)
+    if not _predicate_implied(realize):
+        raise InlineError(f"cannot reverse-inline block {name}: its predicate `{realize.predicate}` would be lost "
+                          "in the producer's loops", node=realize)
+    qmap = dict(zip(values.pop("q"), p_store.indices))
+    umap = {u: substitute(e, qmap) for u, e in values.items()}
     value = ReplaceLoads(buf, lambda load: p_store.value).visit(store.value)
-    value = substitute(value, umap)
-    new_store = BufferStore(store.buffer, value, tuple(substitute(i, umap) for i in store.indices))
+    new_store = _simplified_store(BufferStore(store.buffer, substitute(value, umap),
+                                              tuple(substitute(i, umap) for i in store.indices)), p_blk)
     nb = refresh_regions(p_blk.replace(body=new_store))
     func = replace_many(sch.func, {id(realize): None, id(p_real): p_real.replace(block=nb)})
     return Outcome(func=_drop_alloc(func, buf))
+
+
+def _check_producer_store(p_real: BlockRealize, p_store: BufferStore) -> None:
+    """The producer stores once per iteration at distinct iteration variables, each of them used."""
+    p_blk = p_real.block
+    p_vars = [iv.var for iv in p_blk.iter_vars]
+    ids = [id(i) for i in p_store.indices]
+    if not all(isinstance(i, Var) and i in p_vars for i in p_store.indices) or len(set(ids)) != len(ids):
+        raise InlineError(f"cannot reverse-inline into block {p_blk.name}: it stores at indices that are not "
+                          "distinct iteration variables of the block", node=p_real)
+    unused = [iv.var.name for iv in p_blk.iter_vars if id(iv.var) not in ids and as_int(iv.dom.extent) != 1]
+    if unused:
+        raise InlineError(f"cannot reverse-inline into block {p_blk.name}: its iteration variable {unused[0]} does "
+                          f"not index {p_store.buffer.name}, so it writes each element more than once", node=p_real)
+
+
+def _single_load_index(realize: BlockRealize, store: BufferStore, buf) -> tuple:
+    from ..ir.functor import post_order_visit
+    from ..ir.structural import structural_equal
+
+    loads: list[BufferLoad] = []
+    post_order_visit(store.value, lambda n: loads.append(n) if isinstance(n, BufferLoad) and n.buffer is buf else None)
+    first = loads[0].indices
+    if not all(structural_equal(tuple(ld.indices), tuple(first)) for ld in loads):
+        raise InlineError(f"cannot reverse-inline block {realize.block.name}: it reads {buf.name} at several "
+                          "different indices, so no single element of the producer feeds one of its iterations",
+                          node=realize)
+    return tuple(first)
+
+
+def _invert_affine(indices: tuple, iter_vars) -> tuple | None:
+    """Invert an affine map of the iteration variables onto a box (TVM's InverseAffineIterMap).
+
+    Returns ``(values, image)``: ``values`` maps each iteration variable to an expression of fresh
+    variables ``values["q"]`` (one per index), and ``image`` is ``[(start, extent), ...]`` of the box
+    the indices cover; None when the map is not a bijection onto a box.
+    """
+    from ..ir.arith import Analyzer, detect_iter_map
+    from ..ir.arith.iter_map import IterSum
+
+    dom = {iv.var: iv.dom for iv in iter_vars}
+    if any(as_int(r.extent) is None for r in dom.values()):
+        return None
+    res = detect_iter_map(list(indices), dom, check_level="bijective")
+    if res is None:
+        return None
+    qs = [Var(f"q{d}", idx.dtype) for d, idx in enumerate(indices)]
+    known: dict = {}      # id(mark) -> (mark, [(split, value expr)])
+    image = []
+    for q, t in zip(qs, res.indices):
+        if not t.args:
+            image.append((t.base, IntImm(1, q.dtype)))
+            continue
+        s = t.args[0]
+        if s.scale != 1:
+            return None
+        image.append((t.base, IntImm(s.extent, q.dtype)))
+        known.setdefault(id(s.source), (s.source, []))[1].append((s, q - t.base))
+    expanded: set = set()
+    changed = True
+    while changed:       # a fused mark (i * 4 + j) splits back into its terms once its value is known
+        changed = False
+        for mid, (mark, splits) in list(known.items()):
+            if mid in expanded or not isinstance(mark.source, IterSum):
+                continue
+            expanded.add(mid)
+            changed = True
+            total = _mark_value(splits)
+            for a in mark.source.args:
+                part = (total // a.scale if a.scale != 1 else total) % a.extent
+                known.setdefault(id(a.source), (a.source, []))[1].append((a, part))
+    an = Analyzer()
+    for q, (start, ext) in zip(qs, image):
+        an.bind(q, Range(start, ext))
+    values: dict = {"q": qs}
+    by_var = {id(m.source): (m, sp) for m, sp in known.values() if isinstance(m.source, Var)}
+    for iv in iter_vars:
+        hit = by_var.get(id(iv.var))
+        if hit is None:
+            if as_int(iv.dom.extent) != 1:
+                return None
+            values[iv.var] = iv.dom.min
+            continue
+        mark, splits = hit
+        val = _mark_value(splits)
+        values[iv.var] = an.simplify(val if mark.offset is None else val + mark.offset)
+    return values, image
+
+
+def _mark_value(splits) -> PrimExpr:
+    out = None
+    for s, v in sorted(splits, key=lambda sv: sv[0].lower_factor):
+        term = v if s.lower_factor == 1 else v * s.lower_factor
+        out = term if out is None else out + term
+    return out
+
+
+def _check_image_is_produced(realize: BlockRealize, p_real: BlockRealize, p_store: BufferStore, buf,
+                             image: list) -> None:
+    """The box the consumer reads must be exactly the box the producer writes (one producer
+    iteration per consumer iteration): less and some of the consumer's output is never written."""
+    from ..ir.arith import Analyzer
+
+    an = Analyzer()
+    doms = {iv.var: iv.dom for iv in p_real.block.iter_vars}
+    for d, ((start, ext), pv) in enumerate(zip(image, p_store.indices)):
+        dom = doms[pv]
+        if not (an.can_prove_equal(start, dom.min) and an.can_prove_equal(ext, dom.extent)):
+            raise InlineError(
+                f"cannot reverse-inline block {realize.block.name}: it reads {buf.name}[{start}:"
+                f"{an.simplify(start + ext)}] in dimension {d}, but its producer {p_real.block.name} writes "
+                f"{buf.name}[{dom.min}:{an.simplify(dom.min + dom.extent)}] there, so the producer's loops cannot "
+                "run exactly the consumer's iterations", node=realize)
+
+
+def _predicate_implied(realize: BlockRealize) -> bool:
+    """True when the block predicate only keeps each binding inside its iteration domain
+    (``i * 5 + j < 32`` for ``vj = i * 5 + j`` over ``[0, 32)``)."""
+    from ..ir.arith import Analyzer
+    from ..ir.expr import And, CmpOp, convert
+    from ..ir.functor import collect_vars
+
+    pred = realize.predicate
+    if isinstance(pred, IntImm) and pred.value:
+        return True
+    an = Analyzer()
+    for iv in realize.block.iter_vars:
+        an.bind(iv.var, iv.dom)
+    conds, todo = [], [pred]
+    while todo:
+        c = todo.pop()
+        if isinstance(c, And):
+            todo += [c.a, c.b]
+        else:
+            conds.append(c)
+    ivs = {iv.var for iv in realize.block.iter_vars}
+    for c in conds:
+        if not isinstance(c, CmpOp):
+            return False
+        diff = c.a - c.b
+        ok = False
+        for iv, val in zip(realize.block.iter_vars, realize.iter_values):
+            rest = an.simplify(diff - val)
+            if any(v not in ivs for v in collect_vars(rest)):
+                continue
+            ok = an.can_prove(type(c)(iv.var + rest, convert(0, iv.var.dtype)))
+            if ok:
+                break
+        if not ok:
+            return False
+    return True
+
+
+class _SimplifyIndices(Mutator):
+    def __init__(self, an):
+        self.an = an
+
+    def visit_BufferLoad(self, n: BufferLoad):
+        n2 = self.generic_visit(n)
+        return n2.replace(indices=tuple(self.an.simplify(i) for i in n2.indices))
+
+
+def _simplified_store(st: BufferStore, blk: Block) -> BufferStore:
+    from ..ir.arith import Analyzer
+
+    an = Analyzer()
+    for iv in blk.iter_vars:
+        an.bind(iv.var, iv.dom)
+    value = _SimplifyIndices(an).visit(st.value)
+    return BufferStore(st.buffer, value, tuple(an.simplify(i) for i in st.indices))

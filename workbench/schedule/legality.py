@@ -105,8 +105,54 @@ def region_under(realize: BlockRealize, regions, buf, relax: dict, full_dims) ->
                 continue
             lo, _ = lin_bounds(llo, relax)
             _, hi = lin_bounds(lhi, relax)
-            dims.append((lo, hi))
+            dims.append(_clamp(lo, hi, rng, realize, llo, lhi, relax))
         out = dims if out is None else union(out, dims)
+    return out
+
+
+def _clamp(lo: dict, hi: dict, rng: Range, realize: BlockRealize, llo: dict, lhi: dict, relax: dict) -> tuple:
+    """Constant bounds narrowed by what the block guarantees: its iteration variables stay in their
+    domains, and its predicate holds (``wb.where(i * 32 + j < 100)`` stops ``i * 32 + j`` at 99)."""
+    lo_c, hi_c = const_of(lo), const_of(hi)
+    if lo_c is None and hi_c is None:
+        return lo, hi
+    doms = {}
+    for iv in realize.block.iter_vars:
+        m, e = as_int(iv.dom.min), as_int(iv.dom.extent)
+        if m is not None and e is not None:
+            doms[iv.var] = (m, m + e - 1)
+    by_dom = (const_bounds(rng.min, doms), const_bounds(rng.min + rng.extent - 1, doms))
+    if lo_c is not None and by_dom[0] is not None:
+        lo_c = max(lo_c, by_dom[0][0])
+    if hi_c is not None and by_dom[1] is not None:
+        hi_c = min(hi_c, by_dom[1][1])
+    for e, kind, c in _predicate_facts(realize, relax):
+        side, cur = (llo, lo_c) if kind == "ge" else (lhi, hi_c)
+        k = const_of(lin_sub(side, e) or {None: 0})
+        if cur is None or k is None:
+            continue
+        if kind == "ge":
+            lo_c = max(lo_c, c + k)
+        else:
+            hi_c = min(hi_c, c + k)
+    return ({None: lo_c} if lo_c is not None else lo), ({None: hi_c} if hi_c is not None else hi)
+
+
+def _predicate_facts(realize: BlockRealize, relax: dict) -> list[tuple]:
+    """The block predicate as ``(linear e, "le"|"ge", constant c)`` facts over the loops."""
+    from ..ir.arith.region import bounds_from_condition
+
+    out = []
+    for e, kind, c in bounds_from_condition(realize.predicate):
+        le, lc = linear(e), linear(c)
+        if le is None or lc is None:
+            continue
+        cc = const_of(lc)
+        if cc is None:
+            b = lin_bounds(lc, relax)
+            cc = const_of(b[1] if kind == "le" else b[0])   # a bound that holds for every relaxed value
+        if cc is not None:
+            out.append((le, kind, cc))
     return out
 
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 import numbers
 from typing import Sequence
 
-from ..ir.expr import FloorDiv, IntImm, PrimExpr, Var, as_int, convert, floordiv, floormod, logical_and
+import numpy as np
+
+from ..ir.arith import Analyzer
+from ..ir.dtype import is_integer, max_value
+from ..ir.expr import IntImm, PrimExpr, Var, as_int, convert, floordiv, floormod, logical_and
 from ..ir.functor import collect_vars, substitute
 from ..ir.stmt import BlockRealize, For, ForKind, IfThenElse
 from .errors import NotAChainError, ScheduleArgumentError
+from .loop_legality import check_init_stays_first, check_plain_loop
 from .state import Outcome
-from .trace import BlockRV, ExprRV, LoopRV
+from .trace import BlockRV, LoopRV
 from .tree import child_blocks, fresh_name, rebuild
 
 
@@ -23,29 +28,116 @@ def loop_names(func) -> set[str]:
     return {v.name for v in Index(func).loops}
 
 
-def _factor(f, loop: For, k: int):
+def _size_vars(func) -> set[int]:
+    """Ids of the variables a symbolic factor may use: the function's scalar parameters and buffer sizes."""
+    exprs = [p for p in func.params if p.dtype != "handle"]
+    for buf in func.buffer_map.values():
+        exprs.extend(buf.shape)
+        exprs.extend(buf.strides)
+        if buf.elem_offset is not None:
+            exprs.append(buf.elem_offset)
+    return {id(v) for v in collect_vars(exprs)}
+
+
+def _factor(f, loop: For, k: int, size_vars: set[int]) -> int | PrimExpr | None:
+    """One split factor checked: None, a positive int that the loop's dtype can count, or an integer
+    expression of the function's size variables."""
+    name, dtype = loop.loop_var.name, loop.loop_var.dtype
     if f is None:
         return None
-    if isinstance(f, IntImm):
+    if isinstance(f, IntImm) and is_integer(f.dtype):
         f = f.value
-    if isinstance(f, (bool,)) or not isinstance(f, numbers.Integral):
-        if isinstance(f, PrimExpr):
-            return f
+    if isinstance(f, PrimExpr):
+        return _symbolic_factor(f, loop, k, size_vars)
+    if isinstance(f, (bool, np.bool_)) or not isinstance(f, numbers.Integral):
         raise ScheduleArgumentError(
-            f"cannot split loop {loop.loop_var.name}: factor {k} is {f!r}, expected an int or None", node=loop)
-    if int(f) <= 0:
+            f"cannot split loop {name}: factor {k} is {f!r}, expected an int or None", node=loop)
+    value = int(f)
+    if value <= 0:
         raise ScheduleArgumentError(
-            f"cannot split loop {loop.loop_var.name}: factor {k} is {int(f)}, but factors must be positive "
+            f"cannot split loop {name}: factor {k} is {value}, but factors must be positive "
             f"(use None for the one factor to infer)", node=loop)
-    return int(f)
+    if value > max_value(dtype):
+        raise ScheduleArgumentError(
+            f"cannot split loop {name}: factor {k} is {value}, more than a loop of dtype {dtype} can count "
+            f"(at most {max_value(dtype)})", node=loop)
+    return value
+
+
+def _symbolic_factor(f: PrimExpr, loop: For, k: int, size_vars: set[int]) -> PrimExpr:
+    name, dtype = loop.loop_var.name, loop.loop_var.dtype
+    if not is_integer(f.dtype):
+        raise ScheduleArgumentError(
+            f"cannot split loop {name}: factor {k} is `{f}` of dtype {f.dtype}, expected an int or None", node=loop)
+    if f.dtype != dtype:
+        raise ScheduleArgumentError(
+            f"cannot split loop {name}: factor {k} `{f}` is {f.dtype}, but the loop counts in {dtype}", node=loop)
+    free = [v.name for v in collect_vars(f) if id(v) not in size_vars]
+    if free:
+        raise ScheduleArgumentError(
+            f"cannot split loop {name}: factor {k} `{f}` uses {', '.join(free)}, which is not a size variable of "
+            "the function (a dimension of one of its buffers), so its value would be unknown when the function "
+            "runs", node=loop)
+    return f
+
+
+def _infer_factors(facs: list, f_loop: For, factors) -> list:
+    """The factors with the None one inferred; refuses factors that cannot cover the loop."""
+    name, dtype = f_loop.loop_var.name, f_loop.loop_var.dtype
+    extent = as_int(f_loop.extent)
+    facs = list(facs)
+    nones = [k for k, f in enumerate(facs) if f is None]
+    known = [f for f in facs if f is not None]
+    symbolic = any(not isinstance(f, int) for f in known)
+    prod_known = 1
+    for f in known:
+        if isinstance(f, int):
+            prod_known *= f
+    if nones and extent is not None and not symbolic:
+        facs[nones[0]] = -(-extent // prod_known)
+    elif nones:
+        p = convert(prod_known, dtype)
+        for f in known:
+            if not isinstance(f, int):
+                p = p * f
+        facs[nones[0]] = floordiv(f_loop.extent + (p - 1), p)
+    if all(isinstance(f, int) for f in facs):
+        total = 1
+        for f in facs:
+            total *= f
+        if extent is not None and total < extent:
+            raise ScheduleArgumentError(
+                f"cannot split loop {name}: the factors {list(factors)!r} multiply to {total}, but the loop has "
+                f"extent {extent}; use None for one factor to infer it", node=f_loop)
+        if total > max_value(dtype):
+            raise ScheduleArgumentError(
+                f"cannot split loop {name}: the factors {list(factors)!r} multiply to {total}, more than a loop of "
+                f"dtype {dtype} can count (at most {max_value(dtype)})", node=f_loop)
+    if not nones and (extent is None or symbolic):
+        product = convert(facs[0], dtype)
+        for f in facs[1:]:
+            product = product * f
+        if not Analyzer().can_prove(product >= f_loop.extent):
+            raise ScheduleArgumentError(
+                f"cannot split loop {name}: the factors {list(factors)!r} multiply to `{product}`, which cannot be "
+                f"shown to reach the loop's extent `{f_loop.extent}`; use None for one factor to infer it",
+                node=f_loop)
+    return facs
 
 
 def split(sch, loop: LoopRV, factors: Sequence) -> Outcome:
     """Split ``loop`` into nested loops with the given extents, outermost first.
 
     At most one factor may be ``None``: it is inferred as ``ceil(extent / product of
-    the others)``. When the factors do not divide the extent, the blocks inside get a
-    predicate (``wb.where``) so the program still computes exactly the same elements.
+    the others)``. When the factors do not divide the extent, or multiply to more than
+    it (as in TVM: ``[4, 4]`` for extent 10), the blocks inside get a predicate
+    (``wb.where``) so the program still computes exactly the same elements. Factors that
+    multiply to less than the extent are refused.
+
+    A factor is a positive int (numpy ints and sampled values too) or an integer
+    expression of the function's size variables (``n`` of a buffer shape). The loop must
+    be serial and carry no annotations: split first, then parallelize, vectorize, bind
+    or annotate one of the new loops.
 
     Before::
 
@@ -70,36 +162,17 @@ def split(sch, loop: LoopRV, factors: Sequence) -> Outcome:
     if isinstance(factors, (numbers.Integral, type(None))) or not hasattr(factors, "__len__"):
         raise ScheduleArgumentError(f"cannot split loop {name}: factors must be a list such as [None, 32], "
                                     f"got {factors!r}", node=f_loop)
-    facs = [_factor(f, f_loop, k) for k, f in enumerate(factors)]
+    check_plain_loop(f_loop, "split")
+    size_vars = _size_vars(sch.func)
+    facs = [_factor(f, f_loop, k, size_vars) for k, f in enumerate(factors)]
     if len(facs) < 2:
         raise ScheduleArgumentError(f"cannot split loop {name}: give at least two factors, got {list(factors)!r}",
                                     node=f_loop)
-    nones = [k for k, f in enumerate(facs) if f is None]
-    if len(nones) > 1:
+    if sum(f is None for f in facs) > 1:
         raise ScheduleArgumentError(f"cannot split loop {name}: at most one factor may be None, got {list(factors)!r}",
                                     node=f_loop)
+    facs = _infer_factors(facs, f_loop, factors)
     extent = as_int(f_loop.extent)
-    known = [f for f in facs if f is not None]
-    prod_known = 1
-    symbolic = False
-    for f in known:
-        if isinstance(f, int):
-            prod_known *= f
-        else:
-            symbolic = True
-    if nones:
-        if extent is not None and not symbolic:
-            facs[nones[0]] = -(-extent // prod_known)
-        else:
-            p = convert(prod_known, f_loop.extent.dtype)
-            for f in known:
-                if not isinstance(f, int):
-                    p = p * f
-            facs[nones[0]] = floordiv(f_loop.extent + (p - 1), p)
-    elif extent is not None and not symbolic and prod_known != extent:
-        raise ScheduleArgumentError(
-            f"cannot split loop {name}: the factors {list(factors)!r} multiply to {prod_known}, "
-            f"but the loop has extent {extent}; use None for one factor to infer it", node=f_loop)
     dtype = f_loop.loop_var.dtype
     taken = loop_names(sch.func)
     new_vars = []
@@ -183,6 +256,11 @@ def fuse(sch, *loops: LoopRV) -> Outcome:
                 vi = wb.axis.spatial(128, i_j_fused // 64)
                 vj = wb.axis.spatial(64, i_j_fused % 64)
                 B[vi, vj] = A[vi, vj]
+
+    The loops must be serial and carry no annotations (fuse first, then parallelize,
+    vectorize, bind or annotate the fused loop). Fusing a spatial with a reduction loop
+    is allowed, but ``reorder`` then refuses to move the fused loop (or its split parts)
+    past a reduction loop, which would run the block's init after updates.
     """
     if len(loops) == 1 and isinstance(loops[0], (list, tuple)):
         loops = tuple(loops[0])
@@ -190,6 +268,8 @@ def fuse(sch, *loops: LoopRV) -> Outcome:
     if len(found) == 1:
         return Outcome(outputs=("loop", found[0][0].loop_var))
     fors = [f for f, _ in found]
+    for f in fors:
+        check_plain_loop(f, "fuse")
     for outer, inner in zip(fors, fors[1:]):
         if outer.body is not inner:
             raise NotAChainError(
@@ -231,7 +311,10 @@ def reorder(sch, *loops: LoopRV) -> Outcome:
     """Reorder loops of one chain of nested loops into the order given.
 
     The loops must lie on one line of single-child nesting; loops of the chain not
-    named keep their places.
+    named keep their places. A loop that feeds both a spatial and a reduction axis of a
+    block with an init (made by ``fuse`` of a spatial and a reduction loop) cannot move
+    past another loop that feeds a reduction axis: the init would no longer run before
+    every update of its element (TVM allows this and computes wrong sums).
 
     Before::
 
@@ -286,6 +369,7 @@ def reorder(sch, *loops: LoopRV) -> Outcome:
     from .tree import all_realizes
 
     check_affine(all_realizes(top), f"reorder loops {names}")
+    check_init_stays_first(all_realizes(top), chain, new_chain, f"reorder loops {names}")
     body = chain[-1].body
     for f in reversed(new_chain):
         body = f.replace(body=body)

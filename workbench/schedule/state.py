@@ -252,6 +252,10 @@ class Schedule:
         rng_before = self._rng.getstate()
         try:
             out = fn(self, *args, **kwargs)
+            from ..ir import verify
+
+            if verify.VERIFY_AFTER_PRIMITIVES and out.func is not None and out.func is not self.func:
+                verify.check_primitive_result(name, out.func)
         except ScheduleError as err:
             if err.func is None:
                 err.func = self.func
@@ -398,7 +402,7 @@ def _record_args(fn, sch, args, kwargs):
             continue
         if pname not in bound.arguments:
             continue
-        value = bound.arguments[pname]
+        value = _plain(bound.arguments[pname])
         if isinstance(value, tuple) and pname != "buffer":
             value = list(value)
         if callable(value) and not is_rv(value):
@@ -412,6 +416,20 @@ def _record_args(fn, sch, args, kwargs):
             continue
         kw[pname] = value
     return pos, kw
+
+
+def _plain(value):
+    """numpy integers recorded as Python ints, so the printed trace replays without numpy."""
+    import numbers
+
+    from .trace import is_rv
+
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and not is_rv(value) \
+            and type(value) is not int and hasattr(value, "dtype"):
+        return int(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 def _same(a, b) -> bool:

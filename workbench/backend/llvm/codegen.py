@@ -99,6 +99,45 @@ SUPPORTED_INTRINSICS = (set(LIBM_UNARY) | LIBM_BINARY | set(LLVM_UNARY) | set(LL
                          "shift_right", "popcount", "if_then_else"})
 
 
+#: C math functions a program may call through ``wb.call_extern`` without an opt-in: libm functions of
+#: numbers only (no pointer arguments, no side effects besides errno), in float and double forms
+_MATH_NAMES = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "pow", "sqrt", "cbrt", "sin", "cos",
+               "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",
+               "erf", "erfc", "tgamma", "lgamma", "hypot", "fabs", "floor", "ceil", "round", "trunc",
+               "nearbyint", "rint", "fmod", "remainder", "copysign", "fmin", "fmax", "fdim", "fma", "ldexp",
+               "scalbn")
+MATH_EXTERNS = frozenset(_MATH_NAMES) | frozenset(n + "f" for n in _MATH_NAMES)
+
+
+class ExternCallError(ValueError):
+    """A ``wb.call_extern`` of a C function the build was not allowed to call."""
+
+
+def extern_allowlist(names) -> frozenset:
+    """The opt-in set of C function names (``wb.build(..., allow_extern={"memset"})``), checked.
+
+    >>> sorted(extern_allowlist(["memset", "puts"]))
+    ['memset', 'puts']
+    """
+    if isinstance(names, str):
+        raise TypeError(f"allow_extern takes a set of C function names, e.g. allow_extern={{{names!r}}}, "
+                        f"not the string {names!r}")
+    out = frozenset(names)
+    bad = sorted(repr(n) for n in out if not isinstance(n, str) or not n.isidentifier())
+    if bad:
+        raise ValueError(f"allow_extern: {', '.join(bad)} is not the name of a C function")
+    return out
+
+
+def ascii_symbol(name: str) -> str:
+    """``name`` as a plain ASCII symbol: characters other than ``[A-Za-z0-9_.]`` become ``_uXXXX``.
+
+    >>> ascii_symbol("matmul_é"), ascii_symbol("add_one")
+    ('matmul__u00e9', 'add_one')
+    """
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_.") else f"_u{ord(c):04x}" for c in name)
+
+
 def _suffix(t: ir.Type) -> str:
     if isinstance(t, ir.VectorType):
         return f"v{t.count}{_suffix(t.element)}"
@@ -156,7 +195,9 @@ class ModuleCodegen:
     >>> info = cg.add_function(lowered_func, "main", vars_order)   # doctest: +SKIP
     """
 
-    def __init__(self, name: str = "workbench", triple: str = ""):
+    def __init__(self, name: str = "workbench", triple: str = "", allow_extern=frozenset()):
+        #: C functions besides MATH_EXTERNS that ``wb.call_extern`` may call (an explicit opt-in)
+        self.allow_extern = extern_allowlist(allow_extern)
         self.module = ir.Module(name)
         if triple:
             self.module.triple = triple
@@ -178,6 +219,25 @@ class ModuleCodegen:
     def intrinsic(self, base: str, t: ir.Type, nargs: int = 1) -> ir.Function:
         return self.declare(f"{base}.{_suffix(t)}", t, [t] * nargs)
 
+    def extern(self, name: str, caller: str, ret: ir.Type, args: list) -> ir.Function:
+        """Declare the C function ``name`` called by ``wb.call_extern`` in ``caller``, if it is allowed."""
+        if name not in MATH_EXTERNS and name not in self.allow_extern:
+            raise ExternCallError(
+                f"{caller}: wb.call_extern calls the C function {name!r}, which is not an allowed math "
+                f"function (such as expf, tanhf, erff, powf); calling other functions of the process "
+                f"needs an explicit opt-in when building: allow_extern={{{name!r}}}")
+        return self.declare(name, ret, args)
+
+    def symbol(self, name: str) -> str:
+        """A new ASCII symbol for ``name`` that no function of the module and no C function it may call
+        uses (so ``wb.call_extern("float32", "erff", x)`` never lands in a tensor program named ``erff``)."""
+        base = ascii_symbol(name)
+        sym, k = base, 0
+        while sym in self.module.globals or sym in MATH_EXTERNS or sym in self.allow_extern:
+            k += 1
+            sym = f"{base}_{k}"
+        return sym
+
     # functions -------------------------------------------------------------
     def add_function(self, func: PrimFunc, symbol: str, var_order: list, buf_params: list) -> FuncInfo:
         """Generate ``symbol`` for a lowered function.
@@ -185,6 +245,7 @@ class ModuleCodegen:
         ``var_order``: the Vars whose values arrive in the scalars array (in order);
         ``buf_params``: the flat buffers whose data pointers arrive in the buffers array.
         """
+        symbol = self.symbol(symbol)
         info = FuncInfo(func.name, symbol)
         fn = ir.Function(self.module, ENTRY_TYPE, symbol)
         bufs_arg, scal_arg, err_arg = fn.args
@@ -320,13 +381,21 @@ class _FuncGen:
             x, ext = c.b.a, c.b.b
             xv, ev = self.expr(x), self.expr(ext)
             if isinstance(xv.type, ir.VectorType):
-                xv = self.b.extract_element(xv, ir.Constant(I32, 0))
-                ev = self.b.extract_element(ev, ir.Constant(I32, 0))
+                lane = self._first_false_lane(cv)
+                xv, ev = self.b.extract_element(xv, lane), self.b.extract_element(ev, lane)
             value, extent = self._to_i64(xv, x.dtype), self._to_i64(ev, ext.dtype)
         self.info.messages.append(s.message)
         self.fail(1, len(self.info.messages) - 1, value, extent)
         self.b.position_at_end(cont_bb)
         self.stmt(s.body)
+
+    def _first_false_lane(self, cond):
+        """The index (i32) of the first lane of an ``<n x i1>`` that is false (n when none is)."""
+        b, n = self.b, cond.type.count
+        bits = b.bitcast(b.not_(cond), ir.IntType(n))
+        cttz = self.cg.declare(f"llvm.cttz.i{n}", ir.IntType(n), [ir.IntType(n), I1])
+        lane = b.call(cttz, [bits, ir.Constant(I1, 0)])
+        return lane if n == 32 else (b.zext(lane, I32) if n < 32 else b.trunc(lane, I32))
 
     def _to_i64(self, v, dtype):
         if v.type == I64:
@@ -393,7 +462,7 @@ class _FuncGen:
         """Outline the loop body into its own function and launch it through the runtime."""
         cg = self.cg
         k = len(self.info.parallel_fns)
-        pname = f"{self.symbol}_par{k}"
+        pname = cg.symbol(f"{self.symbol}_par{k}")
         self.info.parallel_fns.append(pname)
         # what the body uses from the enclosing scope
         used_vars = {id(v) for v in collect_vars(s.body)} | {id(v) for v in collect_vars(s.min)}
@@ -771,7 +840,7 @@ class _FuncGen:
             name = e.args[0].value
             args = [self.expr(a) for a in e.args[1:]]
             rt = ir.VoidType() if e.dtype == "handle" else value_type(e.dtype)
-            return b.call(self.cg.declare(name, rt, [a.type for a in args]), args)
+            return b.call(self.cg.extern(name, f"{self.info.name}()", rt, [a.type for a in args]), args)
         if op.startswith("llvm."):
             args = [self.expr(a) for a in e.args]
             return b.call(self.cg.declare(op, value_type(e.dtype), [a.type for a in args]), args)
@@ -896,5 +965,5 @@ class _Callee:
         return self.ptr.get_reference()
 
 
-__all__ = ["ModuleCodegen", "FuncInfo", "CodegenError", "value_type", "mem_type", "SUPPORTED_INTRINSICS",
-           "ERR_SLOTS"]
+__all__ = ["ModuleCodegen", "FuncInfo", "CodegenError", "ExternCallError", "MATH_EXTERNS", "extern_allowlist",
+           "ascii_symbol", "value_type", "mem_type", "SUPPORTED_INTRINSICS", "ERR_SLOTS"]

@@ -8,7 +8,9 @@ run-time check into a Python exception.
 """
 from __future__ import annotations
 
+import copy
 import ctypes
+import numbers
 import threading
 import time
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...ir import expr as E
-from ...ir.dtype import from_numpy, is_bool, is_float, to_numpy
+from ...ir.dtype import DTypeError, from_numpy, is_float, max_value, min_value, to_numpy
 from ...ir.function import PrimFunc
 from ...ir.functor import post_order_visit
 from ...ir.stmt import BufferStore
@@ -171,6 +173,13 @@ class BuiltFunction:
     def _entry(self):
         return ENTRY_FN(self.module.engine.get_function_address(self.entry_name))
 
+    def _copy_for(self, module: LLVMModule) -> BuiltFunction:
+        """A copy of this function belonging to ``module`` (sharing the compiled code)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.module = module
+        return new
+
     def __repr__(self) -> str:
         sig = ", ".join(f"{p.name}: {p.buffer.dtype}{list(map(str, p.buffer.shape))}" if p.buffer is not None
                         else f"{p.name}: {p.var.dtype}" for p in self.params)
@@ -198,22 +207,11 @@ class BuiltFunction:
         keep = []
         for pos, (a, p) in enumerate(zip(args, self.params)):
             if p.buffer is None:
-                binds[id(p.var)] = a
+                value = self._scalar_arg(pos, p.var, a)
+                self._bind_dim(p.var, value, binds, where, f"argument {pos} ({p.var.name})", deferred, pos)
                 continue
             buf = p.buffer
-            if not isinstance(a, np.ndarray):
-                raise TypeError(f"{name}(): argument {pos} ({buf.name}) must be a numpy array of "
-                                f"{buf.dtype} with shape {_shape_text(buf)}, got {type(a).__name__}")
-            try:
-                got = from_numpy(a.dtype)
-            except Exception:
-                got = str(a.dtype)
-            if got != buf.dtype:
-                raise TypeError(f"{name}(): argument {pos} ({buf.name}) has dtype {got} but the buffer is "
-                                f"{buf.dtype}; convert it with .astype({str(to_numpy(buf.dtype))!r})")
-            if a.ndim != len(buf.shape):
-                raise ValueError(f"{name}(): argument {pos} ({buf.name}) has {a.ndim} dimension(s) "
-                                 f"{a.shape} but the buffer has {len(buf.shape)}: {_shape_text(buf)}")
+            self._check_array(pos, buf, a)
             for d, (dim, n) in enumerate(zip(buf.shape, a.shape)):
                 self._bind_dim(dim, n, binds, where, f"{buf.name}.shape[{d}]", deferred, pos)
             isz = a.itemsize
@@ -234,6 +232,7 @@ class BuiltFunction:
             bufs[k] = a.ctypes.data
             keep.append(a)
             k += 1
+        self._check_overlap(args)
         for dim, n, what, pos in deferred:
             v = eval_int(dim, binds)
             if v is None:
@@ -244,14 +243,67 @@ class BuiltFunction:
         for j, v in enumerate(self.var_order):
             if id(v) not in binds:
                 raise ValueError(f"{name}(): the size variable {v.name} cannot be bound from the arguments")
-            x = binds[id(v)]
-            if is_float(v.dtype):
-                scal[j] = ctypes.c_int64.from_buffer_copy(ctypes.c_double(float(x))).value
-            else:
-                if isinstance(x, (float, np.floating)) and not float(x).is_integer():
-                    raise TypeError(f"{name}(): scalar {v.name} is {v.dtype} but got {x!r}")
-                scal[j] = int(x) if not is_bool(v.dtype) else int(bool(x))
+            scal[j] = self._slot_value(v, binds[id(v)], where.get(id(v)))
         return bufs, scal, keep
+
+    def _check_array(self, pos: int, buf, a) -> None:
+        """Refuse an array argument that is not a numpy array of the buffer's dtype, rank and byte order."""
+        name = self.name
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}(): argument {pos} ({buf.name}) must be a numpy array of "
+                            f"{buf.dtype} with shape {_shape_text(buf)}, got {type(a).__name__}")
+        try:
+            got = from_numpy(a.dtype)
+        except DTypeError:
+            got = str(a.dtype)
+        if got != buf.dtype:
+            raise TypeError(f"{name}(): argument {pos} ({buf.name}) has dtype {got} but the buffer is "
+                            f"{buf.dtype}; convert it with .astype({str(to_numpy(buf.dtype))!r})")
+        if not a.dtype.isnative:
+            raise TypeError(f"{name}(): argument {pos} ({buf.name}) has non-native byte order "
+                            f"({a.dtype.str!r}); the program reads and writes native {buf.dtype}: pass "
+                            f"x.astype({a.dtype.newbyteorder('=').str!r}) and convert the result back if needed")
+        if a.ndim != len(buf.shape):
+            raise ValueError(f"{name}(): argument {pos} ({buf.name}) has {a.ndim} dimension(s) "
+                             f"{a.shape} but the buffer has {len(buf.shape)}: {_shape_text(buf)}")
+
+    def _check_overlap(self, args) -> None:
+        """Refuse two array arguments that share memory when the program writes either of them
+        (it reads and writes them as distinct buffers, so the result would be wrong)."""
+        arrays = [(pos, p, a) for pos, (a, p) in enumerate(zip(args, self.params)) if p.buffer is not None]
+        for k, (pos1, p1, a1) in enumerate(arrays):
+            for pos2, p2, a2 in arrays[k + 1:]:
+                if (p1.written or p2.written) and _overlap(a1, a2):
+                    out = p1 if p1.written else p2
+                    raise ValueError(
+                        f"{self.name}(): arguments {pos1} ({p1.buffer.name}) and {pos2} ({p2.buffer.name}) "
+                        f"share memory, and the program writes {out.buffer.name}; the program treats them as "
+                        "distinct buffers, so pass a separate output array (or a copy of the input)")
+
+    def _scalar_arg(self, pos: int, var, x):
+        """A scalar argument as a Python number of ``var``'s kind (int or float); refuses anything else."""
+        if isinstance(x, np.bool_):
+            x = bool(x)
+        ok = isinstance(x, numbers.Real)
+        if is_float(var.dtype):
+            if ok:
+                return float(x)
+        elif isinstance(x, numbers.Integral) or (ok and float(x).is_integer()):
+            return int(x)
+        kind = "a number" if is_float(var.dtype) else "an integer"
+        raise TypeError(f"{self.name}(): argument {pos} ({var.name}) must be {kind} ({var.dtype}), got "
+                        f"{type(x).__name__} {x!r}")
+
+    def _slot_value(self, var, x, bound_from: str | None) -> int:
+        """The 64-bit slot holding ``var = x``; refuses an integer that ``var``'s dtype cannot hold."""
+        if is_float(var.dtype):
+            return ctypes.c_int64.from_buffer_copy(ctypes.c_double(float(x))).value
+        lo, hi = int(min_value(var.dtype)), int(max_value(var.dtype))
+        if not lo <= x <= hi:
+            raise ValueError(f"{self.name}(): {bound_from or var.name} = {x} does not fit the dtype of "
+                             f"{var.name}, {var.dtype} [{lo}, {hi}]; the program would compute with a "
+                             "truncated value")
+        return x - (1 << 64) if x >= 1 << 63 else x
 
     def _bind_dim(self, dim, n, binds, where, what, deferred, pos):
         if isinstance(dim, E.IntImm):
@@ -327,12 +379,17 @@ def _shape_text(buf) -> str:
 
 
 def _script(func) -> str:
-    try:
-        return func.script()
-    except Exception:
-        from .fallback_printer import dump
+    return func.script()
 
-        return dump(func)
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays share memory (exactly; assumed when numpy finds the question too hard)."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=100_000))
+    except np.exceptions.TooHardError:
+        return True
 
 
 class LLVMModule:
@@ -350,6 +407,17 @@ class LLVMModule:
         self.functions: dict[str, BuiltFunction] = {}
         #: CPU features the target uses that this machine lacks (calling natively refuses when non-empty)
         self.host_lacks: list[str] = host_lacks(target)
+
+    def share(self) -> LLVMModule:
+        """A fresh module object sharing this one's compiled code: attributes set on one (a setting
+        such as ``max_seconds``, anything a user stores) do not show on the other. The compile cache
+        hands out one per build."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.times = copy.copy(self.times)
+        new.host_lacks = list(self.host_lacks)
+        new.functions = {n: f._copy_for(new) for n, f in self.functions.items()}
+        return new
 
     def source(self, kind: str = "ll") -> str:
         if kind == "ll":

@@ -24,61 +24,14 @@ or an illegal-instruction signal).
 """
 from __future__ import annotations
 
-from typing import Iterable
-
 import llvmlite.ir as ir
 
 from ...ir import expr as E
 from ...ir.dtype import bits_of, element_of, lanes_of
 from ...ir.functor import post_order_visit
-
-#: LLVM intrinsic -> CPU features it needs (LLVM feature names, as in ``Target.features``)
-INTRINSIC_FEATURES: dict[str, tuple[str, ...]] = {
-    "llvm.x86.avx512.vpdpbusd.512": ("avx512f", "avx512vnni"),
-    "llvm.x86.avx512.vpdpbusd.256": ("avx512vl", "avx512vnni"),
-    "llvm.x86.avxvnni.vpdpbusd.256": ("avxvnni",),
-    "llvm.x86.avx512bf16.dpbf16ps.512": ("avx512f", "avx512bf16"),
-    "llvm.x86.avx2.pmadd.ub.sw": ("avx2",),
-    "llvm.x86.avx2.pmadd.wd": ("avx2",),
-    "llvm.x86.avx512.pmaddubs.w.512": ("avx512bw",),
-    "llvm.x86.avx512.pmaddw.d.512": ("avx512bw",),
-}
-
-_AVX2 = ("sse", "sse2", "sse3", "ssse3", "sse4.1", "sse4.2", "avx", "avx2", "fma", "f16c", "popcnt", "bmi",
-         "bmi2", "lzcnt", "movbe")
-_AVX512 = _AVX2 + ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
-#: features LLVM enables for a CPU named with ``-mcpu=`` (the ones intrinsics here care about)
-CPU_FEATURES: dict[str, tuple[str, ...]] = {
-    "haswell": _AVX2, "broadwell": _AVX2, "skylake": _AVX2, "alderlake": _AVX2 + ("avxvnni",),
-    "znver1": _AVX2, "znver2": _AVX2, "znver3": _AVX2,
-    "skylake-avx512": _AVX512, "cascadelake": _AVX512 + ("avx512vnni",),
-    "cooperlake": _AVX512 + ("avx512vnni", "avx512bf16"),
-    "icelake-server": _AVX512 + ("avx512vnni", "avx512vbmi", "avx512bitalg"),
-    "sapphirerapids": _AVX512 + ("avx512vnni", "avx512bf16", "avx512fp16", "avxvnni", "amx-int8", "amx-bf16"),
-    "emeraldrapids": _AVX512 + ("avx512vnni", "avx512bf16", "avx512fp16", "avxvnni", "amx-int8", "amx-bf16"),
-    "graniterapids": _AVX512 + ("avx512vnni", "avx512bf16", "avx512fp16", "avxvnni", "amx-int8", "amx-bf16"),
-    "znver4": _AVX512 + ("avx512vnni", "avx512bf16"),
-    "znver5": _AVX512 + ("avx512vnni", "avx512bf16", "avxvnni"),
-}
-
-
-class TargetFeatureError(ValueError):
-    """A program (or a tensor intrinsic) needs a CPU feature the target does not have."""
-
-
-def cpu_features(cpu: str) -> list[str] | None:
-    """The ``-mattr`` list (``["+avx512f", ...]``) LLVM implies for a named CPU; None when unknown."""
-    feats = CPU_FEATURES.get(cpu)
-    return None if feats is None else ["+" + f for f in feats]
-
-
-def missing_features(op_or_features: "str | Iterable[str]", target) -> list[str]:
-    """Features an intrinsic (or a list of features) needs that ``target`` lacks."""
-    from ..target import Target
-
-    tgt = Target(target)
-    need = INTRINSIC_FEATURES.get(op_or_features, ()) if isinstance(op_or_features, str) else op_or_features
-    return [f for f in need if not tgt.has(f)]
+# the feature tables are pure data and live with the target, so that the schedule layer reads them
+# without importing this backend; they are re-exported here for code that imported them from here
+from ..target import CPU_FEATURES, INTRINSIC_FEATURES, TargetFeatureError, cpu_features, missing_features
 
 
 def check_target_intrinsics(funcs: dict, target) -> None:

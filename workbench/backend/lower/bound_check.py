@@ -31,8 +31,9 @@ class _Loads(Visitor):
         self.found: list[E.BufferLoad] = []
 
     def visit_BufferLoad(self, e):
-        self.found.append(e)
+        # post-order: the loads inside an index (A[I[i]]) are checked before the load that uses them
         self.generic_visit(e)
+        self.found.append(e)
 
     def visit_Call(self, e):
         if e.op == "if_then_else":

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from ..buffer import Buffer
-from ..expr import (Add, BufferLoad, IntImm, Let, Max, Min, Mul, PrimExpr, Ramp, Range, Sub, Var, convert)
-from ..functor import Visitor, substitute
+from ..expr import (EQ, GE, GT, LE, LT, Add, And, BufferLoad, Call, IntImm, Let, Max, Min, Mul, Not, PrimExpr, Ramp,
+                    Range, Sub, Var, convert)
+from ..functor import Visitor, substitute, uses_var
 from ..stmt import (Block, BlockRealize, BufferRegion, BufferStore, For, IfThenElse, LetStmt, Stmt)
 from .analyzer import Analyzer
 
@@ -70,8 +71,42 @@ def region_of_access(indices: Sequence, dom_map: Mapping[Var, Range], analyzer: 
     return tuple(out)
 
 
+def bounds_from_condition(cond: PrimExpr, negate: bool = False) -> list[tuple]:
+    """``cond`` (or its negation) as facts ``(e, "le"|"ge", c)``: ``e <= c`` / ``e >= c`` for integers.
+
+    Conjunctions split (their negation, a disjunction, gives nothing); other conditions give nothing.
+    """
+    if isinstance(cond, Not):
+        return bounds_from_condition(cond.a, not negate)
+    if isinstance(cond, And):
+        return [] if negate else bounds_from_condition(cond.a) + bounds_from_condition(cond.b)
+    if not isinstance(cond, (LT, LE, GT, GE, EQ)) or not cond.a.dtype.startswith(("int", "uint")):
+        return []
+    a, b = cond.a, cond.b
+    kind = type(cond)
+    if negate:
+        kind = {LT: GE, LE: GT, GT: LE, GE: LT}.get(kind)
+        if kind is None:
+            return []
+    one = IntImm(1, a.dtype)
+    if kind is LT:
+        return [(a, "le", Sub(b, one)), (b, "ge", Add(a, one))]
+    if kind is LE:
+        return [(a, "le", b), (b, "ge", a)]
+    if kind is GT:
+        return [(a, "ge", Add(b, one)), (b, "le", Sub(a, one))]
+    if kind is GE:
+        return [(a, "ge", b), (b, "le", a)]
+    return [(a, "le", b), (a, "ge", b), (b, "le", a), (b, "ge", a)]
+
+
 class _AccessDetector(Visitor):
-    """Collects the relaxed accesses of one block (TVM's BlockReadWriteDetector)."""
+    """Collects the relaxed accesses of one block (TVM's BlockReadWriteDetector).
+
+    Conditions that guard an access (``if``, the lazy ``if_then_else``, a nested block's
+    predicate and the domains of its iteration variables) bound the relaxed region: under
+    ``wb.where(i * 32 + j < 100)`` the index ``i * 32 + j`` stops at 99.
+    """
 
     def __init__(self, block: Block, an: Analyzer):
         self.an = an
@@ -81,6 +116,38 @@ class _AccessDetector(Visitor):
         self.matched = {id(m.buffer): m.source for m in block.match_buffers}
         self.reads: dict = {}     # id(buffer) -> [buffer, [lo...], [hi...]]
         self.writes: dict = {}
+        self.facts: list = []     # (e, "le"|"ge", c) known where the visit is
+
+    # -- guarding conditions ------------------------------------------------------
+    def _with_facts(self, facts: list, visit, *nodes) -> None:
+        n = len(self.facts)
+        self.facts.extend((self._inline(e), k, self._inline(c)) for e, k, c in facts)
+        try:
+            for node in nodes:
+                visit(node)
+        finally:
+            del self.facts[n:]
+
+    def _tighten(self, idx: PrimExpr, lo, hi) -> tuple:
+        """``(lo, hi)`` of ``idx`` narrowed by the facts about ``idx + k`` (``k`` a constant)."""
+        for e, kind, c in self.facts:
+            if uses_var(c, lambda v: id(v) in self.dom):
+                continue
+            k = self.an.simplify(Sub(idx, e))
+            if not isinstance(k, IntImm):
+                continue
+            bound = self.an.simplify(Add(c, k))
+            if kind == "le" and (hi is None or self.an.can_prove(bound < hi)):
+                hi = bound
+            elif kind == "ge" and (lo is None or self.an.can_prove(bound > lo)):
+                lo = bound
+        return lo, hi
+
+    def _bounds(self, idx: PrimExpr) -> tuple:
+        lo, hi = _index_bounds(self.an, idx, self.dom)
+        if self.facts and self.dom and not isinstance(idx, Ramp):
+            lo, hi = self._tighten(idx, lo, hi)
+        return lo, hi
 
     # -- recording -----------------------------------------------------------
     def _inline(self, e):
@@ -106,7 +173,7 @@ class _AccessDetector(Visitor):
         if id(buffer) in self.matched:
             self._region(table, self.matched[id(buffer)])
             return
-        bounds = [_index_bounds(self.an, self._inline(i), self.dom) for i in indices]
+        bounds = [self._bounds(self._inline(i)) for i in indices]
         self._record(table, buffer, bounds)
 
     def _region(self, table: dict, br: BufferRegion) -> None:
@@ -114,8 +181,8 @@ class _AccessDetector(Visitor):
         for r in br.region:
             mn = self._inline(r.min)
             last = self._inline(Sub(Add(r.min, r.extent), IntImm(1, r.extent.dtype)))
-            lo = _index_bounds(self.an, mn, self.dom)[0]
-            hi = _index_bounds(self.an, last, self.dom)[1]
+            lo = self._bounds(mn)[0]
+            hi = self._bounds(last)[1]
             bounds.append((lo, hi))
         self._record(table, br.buffer, bounds)
 
@@ -150,9 +217,18 @@ class _AccessDetector(Visitor):
 
     def visit_IfThenElse(self, s: IfThenElse) -> None:
         self.visit(s.condition)
-        self.visit(s.then_case)
+        self._with_facts(bounds_from_condition(s.condition), self.visit, s.then_case)
         if s.else_case is not None:
-            self.visit(s.else_case)
+            self._with_facts(bounds_from_condition(s.condition, negate=True), self.visit, s.else_case)
+
+    def visit_Call(self, e: Call) -> None:
+        if e.op != "if_then_else" or len(e.args) != 3:
+            self.visit(e.args)
+            return
+        cond, then, other = e.args
+        self.visit(cond)
+        self._with_facts(bounds_from_condition(cond), self.visit, then)
+        self._with_facts(bounds_from_condition(cond, negate=True), self.visit, other)
 
     def visit_BlockRealize(self, s: BlockRealize) -> None:
         self.visit(s.iter_values)
@@ -162,6 +238,14 @@ class _AccessDetector(Visitor):
         if not reads and not writes:
             reads, writes = infer_block_access_regions(child)
         vmap = {iv.var: self._inline(v) for iv, v in zip(child.iter_vars, s.iter_values)}
+        facts = bounds_from_condition(s.predicate)
+        for iv, v in zip(child.iter_vars, s.iter_values):   # a binding stays inside its iteration domain
+            last = Sub(Add(iv.dom.min, iv.dom.extent), IntImm(1, iv.dom.extent.dtype))
+            facts += [(v, "ge", iv.dom.min), (v, "le", last)]
+        self._with_facts(facts, self._child_regions, (reads, writes, vmap))
+
+    def _child_regions(self, args) -> None:
+        reads, writes, vmap = args
         for table, regions in ((self.reads, reads), (self.writes, writes)):
             for br in regions:
                 self._region(table, BufferRegion(br.buffer, tuple(

@@ -144,7 +144,7 @@ class IntrinTable(list):
             feats = ", ".join(t.target_features) or "-"
             row = (t.name, feats, t.summary)
             if target is not None:
-                from ...backend.llvm.target_intrinsics import missing_features
+                from ...backend.target import missing_features
 
                 miss = missing_features(t.target_features, target)
                 row += ("yes" if not miss else "no (lacks " + ", ".join(miss) + "): build with emulate=True",)
