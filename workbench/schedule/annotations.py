@@ -11,6 +11,7 @@ from .loop_legality import check_iterations_independent
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import all_realizes, rebuild
+from .primitive import primitive
 
 
 def _check_spatial(sch, loop: LoopRV, what: str):
@@ -38,6 +39,7 @@ def _set_kind(sch, loop, kind: ForKind, what: str, thread: str | None = None) ->
     return Outcome(func=rebuild(sch.func, anc, f, new))
 
 
+@primitive("annotations")
 def parallel(sch, loop: LoopRV) -> None:
     """Run the iterations of ``loop`` in parallel on CPU threads.
 
@@ -52,6 +54,7 @@ def parallel(sch, loop: LoopRV) -> None:
     return _set_kind(sch, loop, ForKind.PARALLEL, "parallelize")
 
 
+@primitive("annotations")
 def vectorize(sch, loop: LoopRV) -> None:
     """Run the iterations of ``loop`` as SIMD lanes.
 
@@ -63,6 +66,7 @@ def vectorize(sch, loop: LoopRV) -> None:
     return _set_kind(sch, loop, ForKind.VECTORIZED, "vectorize")
 
 
+@primitive("annotations")
 def unroll(sch, loop: LoopRV) -> None:
     """Unroll ``loop`` completely.
 
@@ -71,6 +75,7 @@ def unroll(sch, loop: LoopRV) -> None:
     return _set_kind(sch, loop, ForKind.UNROLLED, "unroll")
 
 
+@primitive("annotations")
 def bind(sch, loop: LoopRV, thread_axis: str) -> None:
     """Bind ``loop`` to a GPU thread axis (``"blockIdx.x"``, ``"threadIdx.x"``, ...).
 
@@ -94,6 +99,7 @@ def _target(sch, loop_or_block):
     raise ScheduleArgumentError(f"annotate needs a block or loop handle, got {loop_or_block!r}")
 
 
+@primitive("annotations")
 def annotate(sch, loop_or_block, ann_key: str, ann_val: Any) -> None:
     """Attach the annotation ``ann_key = ann_val`` to a loop or block.
 
@@ -108,6 +114,7 @@ def annotate(sch, loop_or_block, ann_key: str, ann_val: Any) -> None:
     return Outcome(func=rebuild(sch.func, anc, node, node.replace(annotations=FrozenDict(ann))))
 
 
+@primitive("annotations")
 def unannotate(sch, loop_or_block, ann_key: str) -> None:
     """Remove the annotation ``ann_key`` from a loop or block (the error lists the keys there are)."""
     node, anc, _, what = _target(sch, loop_or_block)

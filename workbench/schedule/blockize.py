@@ -20,6 +20,7 @@ from .reduction import in_vars, init_predicate, split_predicate
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import Index, child_blocks, fresh_name, rebuild, replace_in_stmt, replace_many
+from .primitive import primitive
 
 
 class BlockizeError(ScheduleError):
@@ -36,6 +37,7 @@ def _refresh(block: Block) -> Block:
     return refresh_regions(block)
 
 
+@primitive("blockize")
 def blockize(sch, target: "LoopRV | Sequence[BlockRV]", preserve_unit_iters: bool = True) -> Outcome:
     """Wrap everything under ``target`` (a loop, or a list of sibling blocks) into a new outer block.
 

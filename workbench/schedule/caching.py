@@ -18,6 +18,7 @@ from .legality import box_fits, buffer_users, refresh_regions, written_box
 from .loops import loop_names
 from .state import Outcome
 from .tree import Index, fresh_name, replace_in_stmt, replace_many
+from .primitive import primitive
 
 
 def _check_scope(scope: str, what: str):
@@ -114,6 +115,7 @@ def _with_alloc(func, scope_name: str, buf: Buffer):
         alloc_buffers=real.block.alloc_buffers + (buf,)))})
 
 
+@primitive("caching")
 def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=None) -> Outcome:
     """Read a buffer through a cache in ``scope``; returns the new cache block.
 
@@ -182,6 +184,7 @@ def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=N
     return Outcome(func=func, outputs=("block", bname))
 
 
+@primitive("caching")
 def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
     """Write a buffer through a cache in ``scope``; returns the new block copying the cache back.
 
@@ -346,6 +349,7 @@ def _copy_back_guard(realize: BlockRealize, anc: tuple, buf: Buffer):
     return guard
 
 
+@primitive("caching")
 def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
     """Cache a buffer the block updates in place; returns ``[copy-in block, copy-out block]``.
 
@@ -407,6 +411,7 @@ def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
     return Outcome(func=func, outputs=[("block", in_name), ("block", out_name)])
 
 
+@primitive("caching")
 def set_scope(sch, block, buffer_index: int, storage_scope: str) -> Outcome:
     """Change the storage scope of a buffer the block writes (not a function parameter).
 
@@ -426,6 +431,7 @@ def set_scope(sch, block, buffer_index: int, storage_scope: str) -> Outcome:
     return Outcome(func=sch.func.replace(body=substitute(sch.func.body, {}, {buf: nb})))
 
 
+@primitive("caching")
 def storage_align(sch, block, buffer_index: int, axis: int, factor: int, offset: int) -> Outcome:
     """Pad the stride of ``axis`` of a written intermediate buffer to ``k * factor + offset`` (avoids bank
     conflicts). Function parameters are refused: the caller lays out their memory.

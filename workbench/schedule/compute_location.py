@@ -13,12 +13,7 @@ from .loops import loop_names
 from .lookup import consumers_of, producers_of
 from .state import Outcome
 from .tree import fresh_name, replace_many
-
-
-def _is_root_mark(sch, loop) -> bool:
-    """True for the loop handle ``sample_compute_location`` returns for "the root" (TVM's root mark)."""
-    ident = sch._rvs.get(getattr(loop, "id", None))
-    return ident is not None and ident[0] == "loop" and isinstance(ident[1], str)
+from .primitive import primitive
 
 
 def _setup(sch, block, loop, what):
@@ -241,6 +236,7 @@ def _needed_iter_dims(idx, realize: BlockRealize, cons: list[str], f: For) -> di
     return {v: r for v, r in out.items() if v not in whole and r is not None}
 
 
+@primitive("compute_location")
 def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     """Move a producer block under ``loop`` so that it computes, per iteration of the loop,
     exactly the region its consumers there read.
@@ -275,7 +271,7 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     A ``loop`` handle from ``sample_compute_location`` that names the root leaves the block
     where it is, as in TVM.
     """
-    if _is_root_mark(sch, loop):
+    if sch.is_root_mark(loop):
         sch.block_of(block, "the first argument of compute_at")
         return Outcome()
     realize, b_anc, f, l_anc, idx, scope, name = _setup(sch, block, loop, "compute_at")
@@ -443,6 +439,7 @@ def _buffer_named(a: Block, b: Block, buf_id: int) -> str:
     return found[0].name if found else "a buffer"
 
 
+@primitive("compute_location")
 def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     """Move a consumer block under ``loop`` so that, per iteration of the loop, it consumes
     exactly the region its producers there have just written.
@@ -471,7 +468,7 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
     producers inside the loop write (those iterations would never run), and a block crossing
     another access to the same elements (see ``compute_at``).
     """
-    if _is_root_mark(sch, loop):
+    if sch.is_root_mark(loop):
         sch.block_of(block, "the first argument of reverse_compute_at")
         return Outcome()
     realize, b_anc, f, l_anc, idx, scope, name = _setup(sch, block, loop, "reverse_compute_at")
@@ -647,6 +644,7 @@ def _simple_store(blk: Block, what: str, realize) -> BufferStore:
     return blk.body
 
 
+@primitive("compute_location")
 def compute_inline(sch, block) -> Outcome:
     """Inline a spatial block into its consumers: every read of its buffer becomes its expression.
 
@@ -720,6 +718,7 @@ def _drop_alloc(func, buf):
     return replace_many(func, {id(real): real.replace(block=nb)})
 
 
+@primitive("compute_location")
 def reverse_compute_inline(sch, block) -> Outcome:
     """Inline a consumer block into its single producer: the producer writes the consumer's result directly.
 

@@ -17,6 +17,7 @@ from .legality import refresh_regions
 from .state import Outcome
 from .trace import IndexMapText
 from .tree import Index, fresh_name, replace_many
+from .primitive import primitive
 
 
 def _resolve_buffer(sch, block, buffer):
@@ -99,6 +100,7 @@ class _Rewrite(Mutator):
         return nb
 
 
+@primitive("layout")
 def transform_layout(sch, block, buffer, index_map, pad_value=None) -> Outcome:
     """Store a buffer in a new layout: element ``[i, j]`` moves to ``index_map(i, j)``.
 

@@ -12,8 +12,10 @@ from .errors import BlockNotFoundError, ScheduleArgumentError
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import Index, child_blocks
+from .primitive import primitive
 
 
+@primitive("lookup")
 def get_block(sch, name: str) -> Outcome:
     """The handle of the block called ``name``; the error lists the blocks there are."""
     if not isinstance(name, str):
@@ -28,6 +30,7 @@ def get_block(sch, name: str) -> Outcome:
     return Outcome(outputs=("block", name))
 
 
+@primitive("lookup")
 def get_loops(sch, block) -> Outcome:
     """Handles of the loops above ``block``, outermost first, up to the enclosing block."""
     name = sch.block_of(block)[0].block.name
@@ -40,6 +43,7 @@ def _scope_and_names(sch, block) -> tuple[Index, BlockRealize, str]:
     return idx, idx.scope_of(anc), realize.block.name
 
 
+@primitive("lookup")
 def get_child_blocks(sch, block_or_loop) -> Outcome:
     """Handles of the blocks directly inside a block or loop (not nested in another block)."""
     if isinstance(block_or_loop, LoopRV):
@@ -98,18 +102,21 @@ def consumers_of(idx: Index, scope, name: str) -> list[str]:
     return out
 
 
+@primitive("lookup")
 def get_producers(sch, block) -> Outcome:
     """Handles of the blocks (same scope, earlier) that write a buffer ``block`` reads."""
     idx, scope, name = _scope_and_names(sch, block)
     return Outcome(outputs=[("block", n) for n in producers_of(idx, scope, name)])
 
 
+@primitive("lookup")
 def get_consumers(sch, block) -> Outcome:
     """Handles of the blocks (same scope, later) that read a buffer ``block`` writes."""
     idx, scope, name = _scope_and_names(sch, block)
     return Outcome(outputs=[("block", n) for n in consumers_of(idx, scope, name)])
 
 
+@primitive("lookup")
 def get_output_blocks(sch, scope_block=None) -> Outcome:
     """Handles of the blocks of a scope (the root by default) that write a function parameter."""
     idx = sch.index()

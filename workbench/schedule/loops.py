@@ -20,6 +20,7 @@ from .loop_legality import check_init_stays_first, check_plain_loop
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import child_blocks, fresh_name, rebuild
+from .primitive import primitive
 
 
 def loop_names(func) -> set[str]:
@@ -125,6 +126,7 @@ def _infer_factors(facs: list, f_loop: For, factors) -> list:
     return facs
 
 
+@primitive("loops")
 def split(sch, loop: LoopRV, factors: Sequence) -> Outcome:
     """Split ``loop`` into nested loops with the given extents, outermost first.
 
@@ -239,6 +241,7 @@ def _chain(sch, loops: Sequence[LoopRV], what: str) -> list[tuple[For, tuple]]:
     return found
 
 
+@primitive("loops")
 def fuse(sch, *loops: LoopRV) -> Outcome:
     """Fuse perfectly nested loops (outermost first) into one loop.
 
@@ -307,6 +310,7 @@ def fuse(sch, *loops: LoopRV) -> Outcome:
     return Outcome(func=new_func, outputs=("loop", fused))
 
 
+@primitive("loops")
 def reorder(sch, *loops: LoopRV) -> Outcome:
     """Reorder loops of one chain of nested loops into the order given.
 
@@ -377,6 +381,7 @@ def reorder(sch, *loops: LoopRV) -> Outcome:
     return Outcome(func=new_func)
 
 
+@primitive("loops")
 def add_unit_loop(sch, block_or_loop) -> Outcome:
     """Add a loop of extent 1 directly above a block or loop; returns its handle.
 

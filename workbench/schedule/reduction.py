@@ -24,6 +24,7 @@ from .legality import refresh_regions
 from .loops import loop_names
 from .state import Outcome
 from .tree import Index, child_blocks, fresh_name, replace_in_stmt, replace_many
+from .primitive import primitive
 
 
 # predicates ---------------------------------------------------------------------------------------
@@ -59,6 +60,7 @@ def in_vars(vars_) -> Callable[[Var], bool]:
 
 
 # decompose_reduction --------------------------------------------------------------------------------
+@primitive("reduction")
 def decompose_reduction(sch, block, loop) -> Outcome:
     """Split a reduction block into an init block placed before ``loop`` and an update block.
 
@@ -318,6 +320,7 @@ def _refuse_fused(lv: Var, axes, ln: str, name: str, node) -> None:
                             "partial results would not be separate", node=node)
 
 
+@primitive("reduction")
 def rfactor(sch, loop, factor_axis: int = 0) -> Outcome:
     """Factor a reduction over ``loop`` into a partial-result buffer plus a final reduction.
 

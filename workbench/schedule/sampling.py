@@ -12,6 +12,7 @@ from ..ir.stmt import For
 from .errors import ScheduleArgumentError
 from .lookup import consumers_of, producers_of
 from .state import Outcome
+from .primitive import primitive
 
 
 def _prime_factors(n: int) -> list[int]:
@@ -26,6 +27,7 @@ def _prime_factors(n: int) -> list[int]:
     return out
 
 
+@primitive("sampling")
 def sample_perfect_tile(sch, loop, n: int, max_innermost_factor: int | None = None, decision=None) -> Outcome:
     """Sample ``n`` factors whose product is the loop's extent (for ``split``).
 
@@ -74,6 +76,7 @@ def sample_perfect_tile(sch, loop, n: int, max_innermost_factor: int | None = No
     return Outcome(outputs=[("expr", x) for x in dec], decision=list(dec))
 
 
+@primitive("sampling")
 def sample_categorical(sch, candidates: Sequence[int], probs: Sequence[float], decision=None) -> Outcome:
     """Sample one of ``candidates`` with probabilities ``probs``; the decision is the index.
 
@@ -120,6 +123,7 @@ def compute_location_candidates(sch, block) -> list[For]:
     return out
 
 
+@primitive("sampling")
 def sample_compute_location(sch, block, decision=None) -> Outcome:
     """Sample a loop to ``compute_at`` the block under; decision ``-1`` is the root (leave it where it is).
 

@@ -189,6 +189,12 @@ class Schedule:
                                         func=self.func)
         return ident[1]
 
+    def is_root_mark(self, loop) -> bool:
+        """True for the loop handle that names the root of the program as a compute location
+        (what ``sample_compute_location`` returns for "nowhere", TVM's root mark)."""
+        ident = self._rvs.get(getattr(loop, "id", None))
+        return ident is not None and ident[0] == "loop" and isinstance(ident[1], str)
+
     def _removed_by(self, present: Callable[[Index], bool]) -> Step | None:
         last = None
         for step in self._steps:
@@ -340,44 +346,31 @@ class Schedule:
 
 
 def _attach_primitives():
-    """Schedule methods for the primitives of each family module (docstrings come from them)."""
+    """A ``Schedule`` method for every registered primitive (``@primitive`` in the family modules), with the
+    core's docstring and signature; the look-ups defined on the class itself are kept."""
     import functools
-    import importlib
 
-    table = {
-        "loops": ["split", "fuse", "reorder", "add_unit_loop"],
-        "annotations": ["parallel", "vectorize", "unroll", "bind", "annotate", "unannotate"],
-        "compute_location": ["compute_at", "reverse_compute_at", "compute_inline", "reverse_compute_inline"],
-        "caching": ["cache_read", "cache_write", "cache_inplace", "set_scope", "storage_align"],
-        "layout": ["transform_layout"],
-        "reduction": ["decompose_reduction", "rfactor"],
-        "sampling": ["sample_perfect_tile", "sample_categorical", "sample_compute_location"],
-        "blockize": ["blockize"],
-        "tensorize": ["tensorize"],
-    }
-    for modname, names in table.items():
-        for name in names:
-            def method(self, *args, __name=name, __mod=modname, **kwargs):
-                m = importlib.import_module(f"workbench.schedule.{__mod}")
-                fn = getattr(m, __name)
-                return self._run(__name, fn, args, kwargs, record_args=_record_args(fn, self, args, kwargs))
+    from .primitive import load_all
 
-            method.__name__ = name
-            method.__qualname__ = f"Schedule.{name}"
-            try:
-                fn = getattr(importlib.import_module(f"workbench.schedule.{modname}"), name)
-                functools.update_wrapper(method, fn, assigned=("__doc__",), updated=())
-                method.__signature__ = _drop_first_param(fn)
-            except Exception:  # module not there yet: the method explains when called
-                pass
-            setattr(Schedule, name, method)
+    for name, spec in load_all().items():
+        if name in Schedule.__dict__:
+            continue
+
+        def method(self, *args, __fn=spec.fn, __name=name, **kwargs):
+            return self._run(__name, __fn, args, kwargs, record_args=_record_args(__fn, self, args, kwargs))
+
+        functools.update_wrapper(method, spec.fn, assigned=("__doc__",), updated=())
+        method.__name__ = name
+        method.__qualname__ = f"Schedule.{name}"
+        method.__signature__ = _drop_first_param(spec.fn)
+        setattr(Schedule, name, method)
 
 
 def _drop_first_param(fn):
     import inspect
 
     sig = inspect.signature(fn)
-    return sig.replace(parameters=list(sig.parameters.values())[1:])
+    return sig.replace(parameters=list(sig.parameters.values())[1:], return_annotation=inspect.Signature.empty)
 
 
 def _record_args(fn, sch, args, kwargs):

@@ -24,6 +24,7 @@ from .tensor_intrin.describe import describe_block, innermost
 from .tensor_intrin.registry import TensorIntrin, get_tensor_intrin
 from .trace import BlockRV, LoopRV
 from .tree import rebuild
+from .primitive import primitive
 
 
 class TensorizeMismatchError(ScheduleError):
@@ -38,6 +39,7 @@ class _Mismatch(Exception):
     pass
 
 
+@primitive("tensorize")
 def tensorize(sch, block_or_loop: "BlockRV | LoopRV", tensor_intrin: str, target=None) -> Outcome:
     """Replace a block (or the sub-tree of a loop, blockized first) by a tensor intrinsic.
 
