@@ -45,6 +45,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     # backend
     "build": ("workbench.backend", "build"),
     "Target": ("workbench.backend", "Target"),
+    "TargetError": ("workbench.backend.target", "TargetError"),
+    "BackendUnavailableError": ("workbench.backend.target", "BackendUnavailableError"),
+    "register_backend": ("workbench.backend.driver", "register_backend"),
     # tuning
     "benchmark": ("workbench.tuning", "benchmark"),
     "machine_peak": ("workbench.tuning", "machine_peak"),

@@ -22,7 +22,7 @@ import llvmlite.ir as ir
 from ...ir import expr as E
 from ...ir.dtype import bits_of, element_of, is_bool, is_float, is_uint, lanes_of
 from ...ir.function import PrimFunc
-from ...ir.functor import Visitor, collect_vars
+from ...ir.functor import Visitor, collect_vars, post_order_visit
 from ...ir.stmt import (Allocate, AssertStmt, BufferStore, Evaluate, For, ForKind, IfThenElse, LetStmt,
                         SeqStmt, Stmt)
 from ..lower.allocate import ALIGN, storage_of
@@ -206,6 +206,7 @@ class ModuleCodegen:
         self.launch.linkage = "internal" if False else ""
         self._decls: dict[str, ir.Function] = {}
         self._strings = 0
+        self._loop_ids = 0
 
     # declarations ---------------------------------------------------------
     def declare(self, name: str, ret: ir.Type, args: list) -> ir.Function:
@@ -227,6 +228,15 @@ class ModuleCodegen:
                 f"function (such as expf, tanhf, erff, powf); calling other functions of the process "
                 f"needs an explicit opt-in when building: allow_extern={{{name!r}}}")
         return self.declare(name, ret, args)
+
+    def no_vectorize_loop_id(self) -> ir.MDValue:
+        """A new loop ID (``!llvm.loop``) that turns LLVM's loop vectorizer off for one loop."""
+        m = self.module
+        off = m.add_metadata([ir.MetaDataString(m, "llvm.loop.vectorize.enable"), ir.Constant(ir.IntType(1), 0)])
+        self._loop_ids += 1
+        node = m.add_metadata([ir.MetaDataString(m, f"wb.loop.{self._loop_ids}"), off])
+        node.operands = (node, off)  # a loop ID refers to itself, which also keeps it distinct
+        return node
 
     def symbol(self, name: str) -> str:
         """A new ASCII symbol for ``name`` that no function of the module and no C function it may call
@@ -278,6 +288,40 @@ class ModuleCodegen:
 
     def text(self) -> str:
         return str(self.module)
+
+
+_DIV_MOD = (E.FloorDiv, E.FloorMod, E.Div, E.Mod)
+
+
+def stores_through_div_or_mod(var, body) -> bool:
+    """True when ``body`` stores at an index that divides (``//``, ``%``, ``/``) an expression of ``var``.
+
+    LLVM 22's loop vectorizer miscompiles such loops: for ``out[(f % 4) * 4] = max(out[(f % 4) * 4], ...)``
+    over ``f`` it widens the access to a stride-4 interleaved group, as if ``f % 4`` were ``f``, and
+    loses the dependence between iterations ``f`` and ``f + 4`` (reproducer:
+    ``tests/backend/data/max_pool2d_loop_vectorizer.ll``). Code generation turns the vectorizer off
+    for these loops; the schedule's own ``vectorize`` is unaffected.
+    """
+    found = False
+
+    def divides_var(e) -> bool:
+        hit = False
+
+        def visit(n):
+            nonlocal hit
+            if isinstance(n, _DIV_MOD) and any(v is var for v in collect_vars(n)):
+                hit = True
+
+        post_order_visit(e, visit)
+        return hit
+
+    def visit_store(n):
+        nonlocal found
+        if isinstance(n, BufferStore) and not found:
+            found = any(divides_var(i) for i in n.indices)
+
+    post_order_visit(body, visit_store)
+    return found
 
 
 class _FuncGen:
@@ -437,9 +481,10 @@ class _FuncGen:
         lo = self.expr(s.min)
         ext = self.expr(s.extent)
         hi = self.b.add(lo, ext) if not (isinstance(s.min, E.IntImm) and s.min.value == 0) else ext
-        self.loop(s.loop_var, lo, hi, lambda: self.stmt(s.body))
+        self.loop(s.loop_var, lo, hi, lambda: self.stmt(s.body),
+                  auto_vectorize=not stores_through_div_or_mod(s.loop_var, s.body))
 
-    def loop(self, var, lo, hi, body_fn, signed=True):
+    def loop(self, var, lo, hi, body_fn, signed=True, auto_vectorize=True):
         b = self.b
         pre = b.block
         head, body_bb, end = self.new_block("for.head"), self.new_block("for.body"), self.new_block("for.end")
@@ -455,7 +500,9 @@ class _FuncGen:
         if not b.block.is_terminated:
             nxt = b.add(i, ir.Constant(lo.type, 1), flags=("nsw",) if not is_uint(var.dtype) else ())
             i.add_incoming(nxt, b.block)
-            b.branch(head)
+            latch = b.branch(head)
+            if not auto_vectorize:
+                latch.set_metadata("llvm.loop", self.cg.no_vectorize_loop_id())
         b.position_at_end(end)
 
     def parallel_for(self, s: For):
