@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 import workbench as wb
+from workbench.schedule.primitive import PRIMITIVES
 from workbench import te
 from workbench.ir import (
     Block, BlockRealize, Buffer, BufferRegion, BufferStore, For, IntImm, IterVar, LetStmt, PrimFunc, Range,
@@ -17,7 +20,6 @@ from workbench.ir.op_library import corpus
 from workbench.ir.verify import (
     VERIFY_AFTER_PRIMITIVES, IllFormedProgramError, WellFormedError, verify_well_formed,
 )
-from workbench.schedule import loops as loops_module
 from workbench.schedule.state import Outcome
 
 
@@ -216,7 +218,7 @@ def test_a_primitive_producing_an_ill_formed_program_is_an_internal_error(monkey
     sch = wb.Schedule(wb.create_prim_func([x, y]))
     (loop,) = sch.get_loops(sch.get_block("y"))
     monkeypatch.setattr("workbench.ir.verify.VERIFY_AFTER_PRIMITIVES", True)
-    monkeypatch.setattr(loops_module, "split", _ill_formed_split)
+    monkeypatch.setitem(PRIMITIVES, "split", replace(PRIMITIVES["split"], fn=_ill_formed_split))
     with pytest.raises(IllFormedProgramError) as info:
         sch.split(loop, factors=[None, 4])
     assert isinstance(info.value, AssertionError)
@@ -234,6 +236,6 @@ def test_without_the_debug_mode_the_verifier_is_not_run(monkeypatch):
     sch = wb.Schedule(wb.create_prim_func([x, y]))
     (loop,) = sch.get_loops(sch.get_block("y"))
     monkeypatch.setattr("workbench.ir.verify.VERIFY_AFTER_PRIMITIVES", False)
-    monkeypatch.setattr(loops_module, "split", _ill_formed_split)
+    monkeypatch.setitem(PRIMITIVES, "split", replace(PRIMITIVES["split"], fn=_ill_formed_split))
     sch.split(loop, factors=[None, 4])
     assert len(sch.history) == 2

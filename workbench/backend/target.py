@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
 import shlex
 import subprocess
@@ -386,18 +387,46 @@ _HOST: tuple[str, list[str]] | None = None
 
 
 def host_cpu_info() -> tuple[str, list[str]]:
-    """The host CPU name and its LLVM feature list (``["+avx2", "-avx512f", ...]``)."""
+    """The host CPU name and its LLVM feature list (``["+avx2", "-avx512f", ...]``).
+
+    The environment variable ``WORKBENCH_HOST_CPU`` (an LLVM CPU name, such as ``znver3``)
+    makes workbench treat the host as that CPU: ``Target("llvm")`` then picks its vector
+    widths, tiles and intrinsics, which is how the suite runs as on an AVX2 host from an
+    AVX-512 one. The named CPU's features must be a subset of the real host's (the code
+    still runs natively).
+    """
     global _HOST
     if _HOST is None:
         import llvmlite.binding as llvm
 
         name = llvm.get_host_cpu_name()
         try:
-            feats = llvm.get_host_cpu_features().flatten().split(",")
+            feats = [f for f in llvm.get_host_cpu_features().flatten().split(",") if f]
         except RuntimeError:
             feats = []
-        _HOST = (name, [f for f in feats if f])
+        forced = os.environ.get("WORKBENCH_HOST_CPU", "").strip()
+        if forced:
+            name, feats = _pretend_host(forced, feats)
+        _HOST = (name, feats)
     return _HOST
+
+
+def _pretend_host(cpu: str, real_feats: list[str]) -> tuple[str, list[str]]:
+    check_cpu_name(cpu, f"WORKBENCH_HOST_CPU={cpu}")
+    wanted = cpu_features(cpu)
+    if wanted is None:
+        raise TargetError(f"WORKBENCH_HOST_CPU={cpu}: workbench has no feature list for this CPU; known: "
+                          f"{', '.join(sorted(CPU_FEATURES))}")
+    have = {f[1:] for f in real_feats if f.startswith("+")}
+    lacking = [f[1:] for f in wanted if f[1:] not in have]
+    if lacking:
+        raise TargetError(f"WORKBENCH_HOST_CPU={cpu}: this machine lacks {', '.join(lacking)}, so code for {cpu} "
+                          "could not run natively; name a CPU whose features this one has")
+    keep = {f[1:] for f in wanted}
+    # every SIMD feature the real host has but the named CPU lacks is switched off explicitly
+    off = [f"-{f[1:]}" for f in real_feats if f.startswith("+") and f[1:] not in keep
+           and f[1:] in _table_features()]
+    return cpu, list(wanted) + off
 
 
 # CPU features of named CPUs and of intrinsics -------------------------------------------------
@@ -430,6 +459,10 @@ CPU_FEATURES: dict[str, tuple[str, ...]] = {
     "znver4": _AVX512 + ("avx512vnni", "avx512bf16"),
     "znver5": _AVX512 + ("avx512vnni", "avx512bf16", "avxvnni"),
 }
+
+
+def _table_features() -> frozenset:
+    return frozenset(f for feats in CPU_FEATURES.values() for f in feats)
 
 
 def cpu_features(cpu: str) -> list[str] | None:

@@ -350,14 +350,15 @@ def _attach_primitives():
     core's docstring and signature; the look-ups defined on the class itself are kept."""
     import functools
 
-    from .primitive import load_all
+    from .primitive import PRIMITIVES, load_all
 
     for name, spec in load_all().items():
         if name in Schedule.__dict__:
             continue
 
-        def method(self, *args, __fn=spec.fn, __name=name, **kwargs):
-            return self._run(__name, __fn, args, kwargs, record_args=_record_args(__fn, self, args, kwargs))
+        def method(self, *args, __name=name, **kwargs):
+            fn = PRIMITIVES[__name].fn     # looked up per call: the registry is the one place a primitive lives
+            return self._run(__name, fn, args, kwargs, record_args=_record_args(fn, self, args, kwargs))
 
         functools.update_wrapper(method, spec.fn, assigned=("__doc__",), updated=())
         method.__name__ = name

@@ -47,28 +47,63 @@ def tensorize(sch, block_or_loop: "BlockRV | LoopRV", tensor_intrin: str, target
     ``target`` (``"llvm"``, ``wb.Target(...)``) the intrinsic's CPU features are checked
     now; otherwise ``wb.build`` checks them.
 
-    Before (after ``sch.blockize`` of a 16 x 4 tile of an int8 matmul)::
+    With the teaching intrinsic ``matmul_add_4x4`` (a 4 x 4 x 4 multiply-accumulate, any CPU),
+    on the update block of a decomposed 4 x 4 x 4 matmul; a loop is blockized first:
 
-        with wb.block("C_o"):
-            vi, vj_o, vk_o = wb.axis.remap("SSR", [i, j_0, k_0])
-            for j_1, k_1 in wb.grid(16, 4):
-                with wb.block("C"):
-                    vj_i, vk_i = wb.axis.remap("SR", [j_1, k_1])
-                    C[vi, vj_o * 16 + vj_i] = C[vi, vj_o * 16 + vj_i] + wb.cast(A[vi, vk_o * 4 + vk_i], "int32") \\
-                        * wb.cast(B[vj_o, vk_o, vj_i, vk_i], "int32")
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4, 4), "float32", name="A")
+    >>> B = te.placeholder((4, 4), "float32", name="B")
+    >>> k = te.reduce_axis((0, 4), name="k")
+    >>> C = te.compute((4, 4), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B, C]))
+    >>> i, j, k = sch.get_loops(sch.get_block("C"))
+    >>> init = sch.decompose_reduction(sch.get_block("C"), i)
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 4), "float32"), B: wb.Buffer((4, 4), "float32"),
+             C: wb.Buffer((4, 4), "float32")):
+        for i_init, j_init in wb.grid(4, 4):
+            with wb.block("C_init"):
+                v_i, v_j = wb.axis.remap("SS", [i_init, j_init])
+                wb.reads()
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = 0.0
+        for i, j, k in wb.grid(4, 4, 4):
+            with wb.block("C_update"):
+                v_i, v_j, v_k = wb.axis.remap("SSR", [i, j, k])
+                wb.reads(C[v_i, v_j], A[v_i, v_k], B[v_k, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = C[v_i, v_j] + A[v_i, v_k] * B[v_k, v_j]
+    >>> sch.tensorize(i, "matmul_add_4x4")
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 4), "float32"), B: wb.Buffer((4, 4), "float32"),
+             C: wb.Buffer((4, 4), "float32")):
+        sc = wb.int32()
+        sa = wb.int32()
+        sb = wb.int32()
+        for i_init, j_init in wb.grid(4, 4):
+            with wb.block("C_init"):
+                v_i, v_j = wb.axis.remap("SS", [i_init, j_init])
+                wb.reads()
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = 0.0
+        with wb.block("C_update_o"):
+            wb.reads(C[0:4, 0:4], A[0:4, 0:4], B[0:4, 0:4])
+            wb.writes(C[0:4, 0:4])
+            A_1 = wb.match_buffer(A[0:4, 0:4], (4, 4), "float32", strides=(sa, 1), offset_factor=1)
+            B_1 = wb.match_buffer(B[0:4, 0:4], (4, 4), "float32", strides=(sb, 1), offset_factor=1)
+            C_1 = wb.match_buffer(C[0:4, 0:4], (4, 4), "float32", strides=(sc, 1), offset_factor=1)
+            wb.block_attr({"tensorized": "matmul_add_4x4"})
+            for i in wb.unroll(4):
+                for j in wb.unroll(4):
+                    for k in wb.serial(4):
+                        C_1[i, j] = C_1[i, j] + A_1[i, k] * B_1[k, j]
 
-    ``sch.tensorize(c_o, "dot_u8s8_vnni")`` gives::
-
-        with wb.block("C_o"):
-            vi, vj_o, vk_o = wb.axis.remap("SSR", [i, j_0, k_0])
-            A_1 = wb.match_buffer(A[vi, vk_o * 4:vk_o * 4 + 4], (4,), "uint8")
-            B_1 = wb.match_buffer(B[vj_o, vk_o, 0:16, 0:4], (16, 4), "int8")
-            C_1 = wb.match_buffer(C[vi, vj_o * 16:vj_o * 16 + 16], (16,), "int32")
-            C_1[wb.ramp(0, 1, 16)] = wb.call_intrin("int32x16", "llvm.x86.avx512.vpdpbusd.512", ...)
-
-    Example (``sch`` a Schedule, ``ji`` a loop handle)::
-
-        sch.tensorize(ji, "fma_f32x8_avx2")
+    On a CPU with the features, ``sch.tensorize(c_o, "dot_u8s8_vnni")`` replaces a blockized
+    16 x 4 tile of an int8 matmul by one ``llvm.x86.avx512.vpdpbusd.512`` call on
+    ``wb.match_buffer`` views of the tile.
     """
     intrin = get_tensor_intrin(tensor_intrin)
     if target is not None:
@@ -95,7 +130,7 @@ def tensorize(sch, block_or_loop: "BlockRV | LoopRV", tensor_intrin: str, target
 
 def check_features(intrin: TensorIntrin, target) -> None:
     """Raise when ``target`` lacks a CPU feature ``intrin`` needs."""
-    from ..backend.llvm.target_intrinsics import TargetFeatureError, missing_features
+    from ..backend.target import TargetFeatureError, missing_features
     from ..backend.target import Target
 
     tgt = Target(target)
@@ -108,7 +143,7 @@ def check_features(intrin: TensorIntrin, target) -> None:
 
 
 def _usable(tgt) -> list[str]:
-    from ..backend.llvm.target_intrinsics import missing_features
+    from ..backend.target import missing_features
     from .tensor_intrin.registry import list_tensor_intrins
 
     return [t.name for t in list_tensor_intrins() if not missing_features(t.target_features, tgt)]
