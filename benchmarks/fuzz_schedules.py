@@ -23,6 +23,7 @@ shortest trace that still fails the same way, and ``--replay-file F --index K`` 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import multiprocessing
 import random
@@ -42,17 +43,37 @@ import workbench as wb
 from workbench import te
 from workbench.ir import op_library
 
+#: weights of the primitives drawn; a registered primitive not listed here gets DEFAULT_WEIGHT
 PRIMITIVE_WEIGHTS = {
     "split": 3, "fuse": 2, "reorder": 2, "add_unit_loop": 1,
     "parallel": 1, "vectorize": 1, "unroll": 1, "bind": 0.5, "annotate": 0.5, "unannotate": 0.3,
     "compute_at": 2.5, "reverse_compute_at": 2.5, "compute_inline": 1.5, "reverse_compute_inline": 1.5,
     "cache_read": 2, "cache_write": 2, "cache_inplace": 1, "set_scope": 1, "storage_align": 1,
     "transform_layout": 1.5, "decompose_reduction": 1.5, "rfactor": 2, "blockize": 1, "tensorize": 1,
+    "merge": 1.5, "loop_partition": 1.5, "reorder_block_iter_var": 1, "transform_block_layout": 1.5,
+    "reindex": 1, "reindex_cache_read": 1, "reindex_cache_write": 1, "cache_index": 1, "unsafe_set_dtype": 1,
+    "pad_einsum": 1.5, "decompose_padding": 1.5, "can_decompose_padding": 0.5, "read_at": 1, "write_at": 1,
+    "rolling_buffer": 1, "annotate_buffer_access": 1, "sample_perfect_tile": 1.5, "sample_partitioned_tile": 1,
+    "sample_categorical": 0.7, "sample_compute_location": 1,
 }
-PRIMITIVES = tuple(PRIMITIVE_WEIGHTS)
+DEFAULT_WEIGHT = 1.0
+#: registered families that only look things up (used by the generators, never drawn)
+LOOKUP_FAMILIES = ("lookup",)
+
+
+def registered_primitives() -> tuple[str, ...]:
+    """Every registered schedule primitive except look-ups, from the registry (new ones are drawn too)."""
+    from workbench.schedule.primitive import load_all
+
+    return tuple(sorted(n for n, spec in load_all().items() if spec.family not in LOOKUP_FAMILIES))
+
+
+PRIMITIVES = registered_primitives()
 SCOPES = ("global", "shared", "local")
 SIZES = (1, 7, 16, 29)            # values of a symbolic size (non-multiples included)
 WRONG_KINDS = ("interp-oob", "interp-wrong", "interp-error", "llvm-oob", "llvm-wrong", "input-clobbered")
+VALUE_KINDS = ("interp-wrong", "llvm-wrong")     # not checked after an unsafe dtype change
+SAFE_DTYPES = ("float64", "float32")             # unsafe_set_dtype to these keeps float32 results in tolerance
 CRASH_KINDS = ("primitive-crash", "refusal-changed-state", "trace-replay", "build-error", "llvm-error",
                "process-crash", "timeout")
 
@@ -106,6 +127,33 @@ def _matmul16_relu():
             lambda a, b: np.maximum(a @ b, 0))
 
 
+def _two_branches():
+    """Two independent nests of equal extents feeding a third (for merge, unsafe_set_dtype)."""
+    A = te.placeholder((6, 8), name="A")
+    B = te.compute((6, 8), lambda i, j: A[i, j] * 2.0, name="B")
+    C = te.compute((6, 8), lambda i, j: A[i, j] + 1.0, name="C")
+    D = te.compute((6, 8), lambda i, j: B[i, j] * C[i, j], name="D")
+    return wb.create_prim_func([A, D]), lambda r, s: [_randn(r, 6, 8)], lambda a: (a * 2) * (a + 1)
+
+
+def _blur1d():
+    """A producer read through a sliding window of 3 (for rolling_buffer, compute_at)."""
+    A = te.placeholder((20,), name="A")
+    B = te.compute((20,), lambda i: A[i] * 2.0, name="B")
+    C = te.compute((18,), lambda i: B[i] + B[i + 1] + B[i + 2], name="C")
+    return (wb.create_prim_func([A, C]), lambda r, s: [_randn(r, 20)],
+            lambda a: 2 * (a[:-2] + a[1:-1] + a[2:]))
+
+
+def _gather_index():
+    """Loads at integer index computations of the iteration variables (for cache_index)."""
+    A = te.placeholder((8, 3), name="A")
+    B = te.compute((8, 8), lambda i, j: A[i // 2 + j // 4, j % 3] + A[i // 2 + j // 4, (i + j) % 3], name="B")
+    ii, jj = np.indices((8, 8))
+    return (wb.create_prim_func([A, B]), lambda r, s: [_randn(r, 8, 3)],
+            lambda a: a[ii // 2 + jj // 4, jj % 3] + a[ii // 2 + jj // 4, (ii + jj) % 3])
+
+
 def _randn(rng, *shape):
     return rng.standard_normal(shape).astype("float32")
 
@@ -140,7 +188,9 @@ def programs() -> dict[str, Program]:
             _PROGRAMS[case.name] = _corpus_program(case)
         for name, factory, symbolic in (("sym_ewise2", _sym_ewise2, True), ("sym_sum", _sym_sum, True),
                                         ("sym_matmul_relu", _sym_matmul_relu, True),
-                                        ("matmul16_relu", _matmul16_relu, False)):
+                                        ("matmul16_relu", _matmul16_relu, False),
+                                        ("two_branches", _two_branches, False), ("blur1d", _blur1d, False),
+                                        ("gather_index", _gather_index, False)):
             _PROGRAMS[name] = _own_program(name, factory, symbolic)
     return _PROGRAMS
 
@@ -188,6 +238,7 @@ class Recorder:
         self.applied: Counter = Counter()
         self.refused: Counter = Counter()
         self.last_call = None                # (name, args, kwargs) of the latest primitive call
+        self.unsafe = False                  # values may change (unsafe_set_dtype to a narrower dtype)
 
     def __getattr__(self, name):
         method = getattr(self.sch, name)
@@ -212,6 +263,8 @@ class Recorder:
             raise Failure("primitive-crash", f"{type(err).__name__}: {err}", name,
                           _deepest_workbench_frame(err), _short_tb(err)) from err
         self.applied[name] += 1
+        if name == "unsafe_set_dtype" and kwargs.get("dtype", args[2] if len(args) > 2 else None) not in SAFE_DTYPES:
+            self.unsafe = True
         if param is not None:
             index_map = kwargs.get("index_map", args[2] if len(args) > 2 else None)
             self.layouts.setdefault(param, []).append(index_map)
@@ -343,8 +396,13 @@ class SequenceGenerator:
 
     # one step ----------------------------------------------------------------------------------
     def step(self, name: str) -> None:
-        """Draw arguments and call primitive ``name`` (Refused / Failure propagate)."""
-        getattr(self, f"_{name}")()
+        """Draw arguments and call primitive ``name`` (Refused / Failure propagate); a primitive
+        without its own generator gets arguments drawn from its signature."""
+        specific = getattr(self, f"_{name}", None)
+        if specific is not None:
+            specific()
+        else:
+            self.generic(name)
 
     def _split(self):
         loop = self.loop()
@@ -544,6 +602,357 @@ class SequenceGenerator:
                     return
 
 
+    # primitives registered after the fuzzer was written ------------------------------------------
+    def _merge(self):
+        """Mostly sibling nests with equal extents (what merge can accept), sometimes any two loops."""
+        pairs = self._mergeable_pairs()
+        if pairs and self.rng.random() < 0.85:
+            self.rec.merge(*self.rng.choice(pairs))
+            return
+        if self.rng.random() > 0.2:
+            return
+        a, b = self.loop(), self.loop()
+        if a is not None and b is not None:
+            self.rec.merge(a, b)
+
+    def _mergeable_pairs(self) -> list:
+        """``(loop_a, loop_b)`` at the same depth of two blocks' nests with equal extents down to it."""
+        nests = []
+        for name in self.block_names():
+            b = self.sch.get_block(name)
+            loops = self.sch.get_loops(b)
+            nests.append((loops, [_static(self.sch.get(l).extent) for l in loops]))
+        pairs = []
+        for x, (la, ea) in enumerate(nests):
+            for lb, eb in nests[x + 1:]:
+                if not la or not lb or self.sch.get(la[0]) is self.sch.get(lb[0]):
+                    continue  # the same nest
+                depth = 0
+                while depth < min(len(ea), len(eb)) and ea[depth] == eb[depth] and ea[depth] is not None:
+                    pairs.append((la[depth], lb[depth]))
+                    depth += 1
+        return pairs
+
+    def _loop_partition(self):
+        loop = self.loop()
+        if loop is None:
+            return
+        extent = _static(self.sch.get(loop).extent) or 8
+        k = self.rng.choice((1, 2, 2, 3))
+        factors = [self.rng.randint(1, max(1, extent)) if self.rng.random() < 0.7 else self.rng.choice((1, 2, 3, 5))
+                   for _ in range(k)]
+        if self.rng.random() < 0.4:
+            factors[self.rng.randrange(k)] = None
+        elif self.rng.random() < 0.05:
+            factors[self.rng.randrange(k)] = self.rng.choice((0, -1))
+        self.rec.loop_partition(loop, factors, preserve_unit_iters=self.rng.random() < 0.7)
+
+    def _reorder_block_iter_var(self):
+        b = self.block()
+        if b is None:
+            return
+        order = list(range(len(self.sch.get(b).iter_vars)))
+        self.rng.shuffle(order)
+        if self.rng.random() < 0.05:
+            order = order[:-1] or [1]
+        self.rec.reorder_block_iter_var(b, order)
+
+    def _iter_extents(self, b) -> list:
+        return [_static(iv.dom.extent) for iv in self.sch.get(b).iter_vars]
+
+    def _transform_block_layout(self):
+        b = self.block()
+        if b is None:
+            return
+        extents = self._iter_extents(b)
+        if self.rng.random() < 0.6 and None not in extents:
+            text = bijective_map_text(self.rng, extents)
+        else:
+            text = index_map_text(self.rng, tuple(extents))
+        self.rec.transform_block_layout(b, make_index_map(text))
+
+    def _buffer_spec(self, b):
+        blk = self.sch.get(b)
+        kind = "read" if (blk.reads and self.rng.random() < 0.5) or not blk.writes else "write"
+        regions = blk.reads if kind == "read" else blk.writes
+        return (kind, self.index(len(regions))), regions
+
+    def _reindex(self):
+        b = self.block()
+        if b is not None:
+            self.rec.reindex(b, self._buffer_spec(b)[0])
+
+    def _reindex_cache(self, kind: str):
+        b = self.block()
+        if b is None:
+            return
+        blk = self.sch.get(b)
+        regions = blk.reads if kind == "read" else blk.writes
+        idx = self.index(len(regions))
+        n_iters = len(blk.iter_vars)
+        used = list(range(n_iters))
+        if idx < len(regions) and self.rng.random() < 0.85:
+            used = accessed_iter_positions(blk, regions[idx])
+        text = permuted_map_text(self.rng, n_iters, used, self._iter_extents(b))
+        getattr(self.rec, f"reindex_cache_{kind}")(b, idx, self.scope(), make_index_map(text))
+
+    def _reindex_cache_read(self):
+        self._reindex_cache("read")
+
+    def _reindex_cache_write(self):
+        self._reindex_cache("write")
+
+    def _cache_index(self):
+        b = self.block()
+        if b is not None:
+            self.rec.cache_index(b, self.rng.choice(("global", "global", "shared", "local")),
+                                 cse_thresh=self.rng.choice((0, 0, 1, 2)))
+
+    def intermediate_block(self):
+        """Mostly a block that writes a buffer other than a parameter (else any block)."""
+        params = {id(b) for b in self.sch.func.buffer_map.values()}
+        names = [n for n in self.block_names()
+                 if any(id(r.buffer) not in params for r in self.sch.index().block(n).writes)]
+        if names and self.rng.random() < 0.85:
+            return self.sch.get_block(self.rng.choice(names))
+        return self.block()
+
+    def _unsafe_set_dtype(self):
+        """Mostly float32 -> float64 (results must stay within tolerance); sometimes a narrowing dtype,
+        which makes the sequence's values unchecked (``Recorder.unsafe``)."""
+        b = self.intermediate_block()
+        if b is None:
+            return
+        writes = self.sch.get(b).writes
+        idx = self.index(len(writes))
+        dtype = "float64" if self.rng.random() < 0.8 else self.rng.choice(("float16", "int32", "float32"))
+        self.rec.unsafe_set_dtype(b, idx, dtype)
+
+    def _pad_einsum(self):
+        b = self.reduction_block() if self.rng.random() < 0.7 else self.block()
+        if b is None:
+            return
+        n = len(self.sch.get(b).iter_vars)
+        padding = [self.rng.choice((1, 1, 2, 4, 8, 16)) for _ in range(n)]
+        if self.rng.random() < 0.05:
+            padding = padding[:-1] or [0]
+        self.rec.pad_einsum(b, padding)
+
+    def padding_block(self):
+        names = [n for n in self.block_names()
+                 if "if_then_else" in str(self.sch.index().block(n).body)]
+        if names and self.rng.random() < 0.9:
+            return self.sch.get_block(self.rng.choice(names))
+        return self.block() if self.rng.random() < 0.2 else None
+
+    def _padding_args(self):
+        b = self.padding_block()
+        if b is None:
+            return None
+        loops = self.sch.get_loops(b)
+        loop = self.rng.choice(loops) if loops and self.rng.random() < 0.9 else self.loop()
+        return (b, loop) if loop is not None else None
+
+    def _decompose_padding(self):
+        args = self._padding_args()
+        if args is not None:
+            self.rec.decompose_padding(*args)
+
+    def _can_decompose_padding(self):
+        """The query, then (when it says yes) decompose_padding must apply."""
+        args = self._padding_args()
+        if args is None:
+            return
+        if self.rec.can_decompose_padding(*args):
+            self.rec.decompose_padding(*args)
+
+    def _data_movement(self, name: str, kind: str):
+        b, loops = self.loops_of_random_block()
+        if b is None:
+            return
+        loop = self.rng.choice(loops) if loops and self.rng.random() < 0.9 else self.loop()
+        if loop is None:
+            return
+        blk = self.sch.get(b)
+        regions = blk.reads if kind == "read" else blk.writes
+        getattr(self.rec, name)(loop, b, self.index(len(regions)), self.scope())
+
+    def _read_at(self):
+        self._data_movement("read_at", "read")
+
+    def _write_at(self):
+        self._data_movement("write_at", "write")
+
+    def _rolling_buffer(self):
+        """Mostly a recipe: tile a consumer's loop, compute_at the producer there, then rolling_buffer."""
+        b = self.intermediate_block()
+        if b is None:
+            return
+        if self.rng.random() < 0.7:
+            self._tile_consumer_and_compute_at(b)
+        self.rec.rolling_buffer(b, self.index(len(self.sch.get(b).writes)))
+
+    def _tile_consumer_and_compute_at(self, b) -> None:
+        consumers = self.sch.get_consumers(b)
+        if not consumers:
+            return
+        loops = self.sch.get_loops(self.rng.choice(consumers))
+        if not loops:
+            return
+        loop = self.rng.choice(loops)
+        try:
+            outer = self.rec.split(loop, factors=[None, self.rng.choice((2, 3, 4))])[0]
+            self.rec.compute_at(b, outer)
+        except Refused:
+            return
+
+    def _annotate_buffer_access(self):
+        b = self.block()
+        if b is None:
+            return
+        (kind, idx), regions = self._buffer_spec(b)
+        if idx >= len(regions):
+            return
+        shape = [_static(d) for d in regions[idx].buffer.shape]
+        n_iters = len(self.sch.get(b).iter_vars)
+        text = region_map_text(self.rng, n_iters, shape)
+        self.rec.annotate_buffer_access(b, idx, kind, make_index_map(text))
+
+    def _sample_perfect_tile(self):
+        loop = self.loop()
+        if loop is None:
+            return
+        kwargs = {"max_innermost_factor": self.rng.choice((2, 4, 16))} if self.rng.random() < 0.4 else {}
+        factors = self.rec.sample_perfect_tile(loop, n=self.rng.choice((2, 2, 3)), **kwargs)
+        if self.rng.random() < 0.9:
+            self.rec.split(loop, factors=list(factors))
+
+    def _sample_partitioned_tile(self):
+        loop = self.loop()
+        if loop is None:
+            return
+        n = self.rng.choice((2, 3))
+        factors = self.rec.sample_partitioned_tile(loop, n=n, partition_pos=self.rng.randrange(n),
+                                                   innerpart_factor=self.rng.choice((1, 2, 4)))
+        if self.rng.random() < 0.9:
+            self.rec.split(loop, factors=list(factors))
+
+    def _sample_categorical(self):
+        factor = self.rec.sample_categorical([1, 2, 4, 8], probs=[0.1, 0.3, 0.3, 0.3])
+        loop = self.loop()
+        if loop is not None and self.rng.random() < 0.9:
+            self.rec.split(loop, factors=[None, factor])
+
+    def _sample_compute_location(self):
+        b = self.block()
+        if b is None:
+            return
+        where = self.rec.sample_compute_location(b)
+        if self.rng.random() < 0.9:
+            self.rec.compute_at(b, where, preserve_unit_loops=self.rng.random() < 0.3)
+
+    # any other registered primitive: arguments from its signature ------------------------------
+    def generic(self, name: str) -> None:
+        """Arguments by parameter name and annotation: handles from the current program, small ints,
+        scopes, split-like factors; a parameter with a default is left out half of the time."""
+        from workbench.schedule.primitive import PRIMITIVES as SPECS
+
+        params = list(inspect.signature(SPECS[name].fn).parameters.values())[1:]
+        b = self.block()
+        args, kwargs = [], {}
+        for p in params:
+            if p.name == "decision" or (p.default is not p.empty and self.rng.random() < 0.5):
+                continue
+            value = self.generic_arg(p, b)
+            if p.kind is p.VAR_POSITIONAL:
+                args.extend(value)
+            elif p.default is not p.empty or p.kind is p.KEYWORD_ONLY:
+                kwargs[p.name] = value
+            else:
+                args.append(value)
+        getattr(self.rec, name)(*args, **kwargs)
+
+    def generic_arg(self, p, b):
+        name, note = p.name, str(p.annotation)
+        loops = self.sch.get_loops(b) if b is not None else []
+        if p.kind is p.VAR_POSITIONAL:
+            return loops[:2]
+        if "loop" in name and "block" in name:
+            return self.rng.choice(loops) if loops and self.rng.random() < 0.6 else b
+        if "block" in name or "BlockRV" in note:
+            return b
+        if "loop" in name or "LoopRV" in note:
+            return self.rng.choice(loops) if loops else self.loop()
+        if "scope" in name:
+            return self.scope()
+        if name == "factors" or name == "padding":
+            return split_factors(self.rng, None)
+        if "dtype" in name:
+            return self.rng.choice(("float32", "float64"))
+        if "bool" in note:
+            return self.rng.random() < 0.5
+        if "int" in note or "index" in name or name in ("n", "axis"):
+            return self.rng.randrange(4)
+        if "Sequence" in note:
+            return [self.rng.randint(1, 4) for _ in range(2)]
+        return self.rng.choice(("x", 1))
+
+
+def bijective_map_text(rng: random.Random, extents: list) -> str:
+    """A lambda over ``len(extents)`` variables that is a bijection of the box (permute, fuse, exact split)."""
+    d = len(extents)
+    names = [f"v{k}" for k in range(d)]
+    outs = list(names)
+    kind = rng.choice(("permute", "fuse", "split")) if d else "none"
+    a = rng.randrange(d) if d else 0
+    if kind == "permute":
+        rng.shuffle(outs)
+    elif kind == "fuse" and a + 1 < d:
+        outs[a:a + 2] = [f"{names[a]} * {extents[a + 1]} + {names[a + 1]}"]
+    elif kind == "split":
+        divisors = [f for f in range(2, extents[a] + 1) if extents[a] % f == 0] or [1]
+        f = rng.choice(divisors)
+        outs[a:a + 1] = [f"{names[a]} // {f}", f"{names[a]} % {f}"]
+    body = ", ".join(outs) + ("," if len(outs) == 1 else "")
+    return f"lambda {', '.join(names)}: ({body})"
+
+
+def accessed_iter_positions(block, region) -> list[int]:
+    """Positions of the block's iteration variables that a buffer region's indices use."""
+    from workbench.ir.functor import collect_vars
+
+    used = {id(v) for r in region.region for v in collect_vars(r.min)}
+    return [k for k, iv in enumerate(block.iter_vars) if id(iv.var) in used]
+
+
+def permuted_map_text(rng: random.Random, n_iters: int, used: list[int], extents: list) -> str:
+    """A lambda over ``n_iters`` variables whose outputs are the ``used`` ones, permuted, one maybe split."""
+    names = [f"v{k}" for k in range(n_iters)]
+    outs = [names[k] for k in used]
+    rng.shuffle(outs)
+    if outs and rng.random() < 0.3:
+        a = rng.randrange(len(outs))
+        f = rng.choice((2, 4))
+        outs[a:a + 1] = [f"{outs[a]} // {f}", f"{outs[a]} % {f}"]
+    body = ", ".join(outs) + ("," if len(outs) == 1 else "")
+    return f"lambda {', '.join(names)}: ({body})"
+
+
+def region_map_text(rng: random.Random, n_iters: int, shape: list) -> str:
+    """``gen_new_ranges`` for annotate_buffer_access: mostly the whole buffer, sometimes too small."""
+    names = [f"v{k}" for k in range(n_iters)]
+    dims = []
+    for k, n in enumerate(shape):
+        if n is None:
+            dims.append(f"{names[k % n_iters]}" if names else "0")
+        elif rng.random() < 0.85:
+            dims.append(f"(0, {n})")
+        else:
+            dims.append(rng.choice((f"(0, {max(1, n - 1)})", "0", f"(1, {n + 1})")))
+    body = ", ".join(dims) + ("," if len(dims) == 1 else "")
+    return f"lambda {', '.join(names)}: ({body})"
+
+
 # checking a final program -----------------------------------------------------------------------
 
 def _size_env(func, arrays, extra: dict | None = None) -> dict:
@@ -665,11 +1074,13 @@ def _run_all_sizes(kind: str, prog: Program, runner, final, original, layouts: d
     return True
 
 
-def check_program(prog: Program, original, final, layouts: dict, trace_text: str) -> list[dict]:
+def check_program(prog: Program, original, final, layouts: dict, trace_text: str,
+                  values: bool = True) -> list[dict]:
     """Every check of a final program; returns the failures (dicts), the first is the primary one.
 
     The printed trace must replay to ``final``; the interpreter, an LLVM build with bound checks
-    and one without must match numpy for every size of the program."""
+    and one without must match numpy for every size of the program (with ``values=False``, after
+    an unsafe dtype change, they must only run in bounds without errors)."""
     from workbench.ir.interpreter import evaluate
 
     failures: list[dict] = []
@@ -684,7 +1095,7 @@ def check_program(prog: Program, original, final, layouts: dict, trace_text: str
                       original, layouts)
         if ok is None and failures[-1]["kind"] in ("llvm-oob", "llvm-error"):
             break  # the unchecked build of an out-of-bounds program would only crash
-    return failures
+    return failures if values else [f for f in failures if f["kind"] not in VALUE_KINDS]
 
 
 def _build(final, checks: bool):
@@ -694,7 +1105,7 @@ def _build(final, checks: bool):
 # one sequence (in a worker) ----------------------------------------------------------------------
 
 def _weighted_choice(rng: random.Random) -> str:
-    return rng.choices(PRIMITIVES, weights=[PRIMITIVE_WEIGHTS[p] for p in PRIMITIVES])[0]
+    return rng.choices(PRIMITIVES, weights=[PRIMITIVE_WEIGHTS.get(p, DEFAULT_WEIGHT) for p in PRIMITIVES])[0]
 
 
 def _call_line(sch, call_args) -> str:
@@ -734,7 +1145,8 @@ def run_sequence(seed: int, program_name: str, check: bool = True, progress=None
     if check and not result["failures"] and result["changed"]:
         if progress is not None:
             progress(result)
-        result["failures"] = check_program(prog, prog.func, sch.func, rec.layouts, str(sch.trace))
+        result["failures"] = check_program(prog, prog.func, sch.func, rec.layouts, str(sch.trace),
+                                           values=not rec.unsafe)
     return result
 
 
@@ -761,7 +1173,8 @@ def replay_lines(program_name: str, lines: list[str], check: bool = True) -> dic
             return result
     result.update(applied=dict(rec.applied), refused=dict(rec.refused), changed=sch.func is not prog.func)
     if check and result["changed"]:
-        result["failures"] = check_program(prog, prog.func, sch.func, rec.layouts, str(sch.trace))
+        result["failures"] = check_program(prog, prog.func, sch.func, rec.layouts, str(sch.trace),
+                                           values=not rec.unsafe)
     return result
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 from ..ir.arith import Analyzer, detect_iter_map, subspace_divide
 from ..ir.expr import IntImm, Range, Var, as_int, logical_and
 from ..ir.functor import collect_vars, substitute, uses_var
-from ..ir.stmt import Block, BlockRealize, For, ForKind, IterType, IterVar, SeqStmt
+from ..ir.stmt import Block, BlockRealize, BufferRegion, For, ForKind, IterType, IterVar, SeqStmt
 from .errors import NonAffineBindingError, ScheduleArgumentError, ScheduleError
 from .reduction import in_vars, init_predicate, split_predicate
 from .state import Outcome
@@ -31,10 +31,39 @@ class BindingDivisionError(BlockizeError, NonAffineBindingError):
     """A block binding that does not divide into a part outside the loop and a part inside it."""
 
 
-def _refresh(block: Block) -> Block:
+def refresh_clamped(block: Block, loops: Sequence[For] = ()) -> Block:
+    """``block`` with its regions inferred from its body, then clamped to the buffers' bounds
+    (``loops``: the loops around the block, whose variables its regions may use)."""
     from .legality import refresh_regions
 
-    return refresh_regions(block)
+    block = refresh_regions(block)
+    an = Analyzer()
+    for lp in loops:
+        an.bind(lp.loop_var, Range(lp.min, lp.extent))
+    for iv in block.iter_vars:
+        an.bind(iv.var, iv.dom)
+    return block.replace(reads=tuple(_clamped(r, an) for r in block.reads),
+                         writes=tuple(_clamped(r, an) for r in block.writes))
+
+
+def _clamped(region: BufferRegion, an: Analyzer) -> BufferRegion:
+    """``region`` cut to the buffer where it provably reaches past an edge.
+
+    The inner accesses of a padding block (``x[vi - 1]`` under ``if_then_else(vi >= 1, ...)``)
+    or of a block under an overshooting split are guarded, so what the outer block really
+    touches never leaves the buffer: ``x[-1:8]`` over a buffer of 7 is ``x[0:7]``. Where it
+    depends on the outer axes whether an edge is passed, the region stays as inferred.
+    """
+    dims = []
+    for rg, size in zip(region.region, region.buffer.shape):
+        last = an.simplify(rg.min + rg.extent - 1)
+        lo = IntImm(0, rg.min.dtype) if an.can_prove(rg.min <= 0) else rg.min
+        hi = an.simplify(size - 1) if an.can_prove(last >= size - 1) else last
+        if lo is rg.min and hi is last or an.can_prove(hi < lo):
+            dims.append(rg)
+        else:
+            dims.append(Range(lo, an.simplify(hi - lo + 1)))
+    return region.replace(region=tuple(dims))
 
 
 @primitive("blockize")
@@ -44,26 +73,40 @@ def blockize(sch, target: "LoopRV | Sequence[BlockRV]", preserve_unit_iters: boo
     Returns the outer block's handle (named ``<block>_o``). A reduction's ``init`` moves to
     the outer block, so it still runs once per output element.
 
-    Before::
-
-        for i_0, j_0, i_1, j_1, k in wb.grid(8, 8, 16, 16, 128):
-            with wb.block("C"):
-                vi = wb.axis.spatial(128, i_0 * 16 + i_1)
-                vj = wb.axis.spatial(128, j_0 * 16 + j_1)
-                vk = wb.axis.reduce(128, k)
-                C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
-
-    ``sch.blockize(i_1)`` gives::
-
-        for i_0, j_0 in wb.grid(8, 8):
-            with wb.block("C_o"):
-                vi_o, vj_o = wb.axis.remap("SS", [i_0, j_0])
-                wb.reads(C[vi_o * 16:vi_o * 16 + 16, vj_o * 16:vj_o * 16 + 16], A[...], B[...])
-                wb.writes(C[vi_o * 16:vi_o * 16 + 16, vj_o * 16:vj_o * 16 + 16])
-                for i_1, j_1, k in wb.grid(16, 16, 128):
-                    with wb.block("C"):
-                        vi_i, vj_i, vk_i = wb.axis.remap("SSR", [i_1, j_1, k])
-                        C[vi_o * 16 + vi_i, vj_o * 16 + vj_i] = ...
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8, 8), "float32", name="A")
+    >>> B = te.compute((8, 8), lambda i, j: A[i, j] * 2.0, name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> i, j = sch.get_loops(sch.get_block("B"))
+    >>> i_0, i_1 = sch.split(i, [None, 4])
+    >>> j_0, j_1 = sch.split(j, [None, 4])
+    >>> sch.reorder(i_0, j_0, i_1, j_1)
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), B: wb.Buffer((8, 8), "float32")):
+        for i_0, j_0, i_1, j_1 in wb.grid(2, 2, 4, 4):
+            with wb.block("B"):
+                v_i = wb.axis.spatial(8, i_0 * 4 + i_1)
+                v_j = wb.axis.spatial(8, j_0 * 4 + j_1)
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] * 2.0
+    >>> outer = sch.blockize(i_1)
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), B: wb.Buffer((8, 8), "float32")):
+        for i_0, j_0 in wb.grid(2, 2):
+            with wb.block("B_o"):
+                v_i_o, v_j_o = wb.axis.remap("SS", [i_0, j_0])
+                wb.reads(A[v_i_o * 4:v_i_o * 4 + 4, v_j_o * 4:v_j_o * 4 + 4])
+                wb.writes(B[v_i_o * 4:v_i_o * 4 + 4, v_j_o * 4:v_j_o * 4 + 4])
+                for i_1, j_1 in wb.grid(4, 4):
+                    with wb.block("B"):
+                        v_i_i, v_j_i = wb.axis.remap("SS", [i_1, j_1])
+                        wb.reads(A[v_i_o * 4 + v_i_i, v_j_o * 4 + v_j_i])
+                        wb.writes(B[v_i_o * 4 + v_i_i, v_j_o * 4 + v_j_i])
+                        B[v_i_o * 4 + v_i_i, v_j_o * 4 + v_j_i] = A[v_i_o * 4 + v_i_i, v_j_o * 4 + v_j_i] * 2.0
 
     Under a non-dividing split the predicate is shared out: its terms over loops outside
     the new block guard the outer block, the others stay on the inner block with the outer
@@ -88,10 +131,6 @@ def blockize(sch, target: "LoopRV | Sequence[BlockRV]", preserve_unit_iters: boo
 
     ``sch.blockize([b1, b2])`` wraps consecutive sibling blocks into one block without
     iteration variables.
-
-    Example (``sch`` a Schedule, ``ii`` a loop handle)::
-
-        outer = sch.blockize(ii)
     """
     if isinstance(target, LoopRV):
         return _blockize_loop(sch, target, preserve_unit_iters)
@@ -194,7 +233,7 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
                                  list(zip(inner_ivs, inner_vals)), inner_loops, inner_pred, spatial, idx, realize)
     body = replace_in_stmt(f_loop, {id(realize): new_inner_realize})
     outer_name = fresh_name(block.name + "_o", idx.blocks)
-    outer = _refresh(Block(outer_name, tuple(outer_ivs), (), (), body, outer_init))
+    outer = refresh_clamped(Block(outer_name, tuple(outer_ivs), (), (), body, outer_init))
     outer_realize = BlockRealize(tuple(outer_vals), outer_pred, outer)
     return Outcome(func=rebuild(sch.func, anc, f_loop, outer_realize), outputs=("block", outer_name))
 
@@ -263,7 +302,7 @@ def _outer_init(block: Block, init, inner_axes: list, inner_loops: list[For], in
         taken.add(lmap[f.loop_var].name)
     init_ivs = [IterVar(Var(iv.var.name, iv.var.dtype), iv.dom, IterType.SPATIAL) for iv, _ in spatial]
     body = substitute(init, {iv.var: niv.var for (iv, _), niv in zip(spatial, init_ivs)})
-    init_block = _refresh(Block(fresh_name(block.name + "_init", idx.blocks), tuple(init_ivs), (), (), body))
+    init_block = refresh_clamped(Block(fresh_name(block.name + "_init", idx.blocks), tuple(init_ivs), (), (), body))
     stmt = BlockRealize(tuple(substitute(val, lmap) for _, val in spatial), substitute(pred, lmap), init_block)
     for f in reversed(copied):
         stmt = For(lmap[f.loop_var], f.min, f.extent, ForKind.SERIAL, stmt)
@@ -306,7 +345,7 @@ def _blockize_blocks(sch, blocks: list) -> Outcome:
     idx = sch.index()
     outer_name = fresh_name("_".join(names) + "_o", idx.blocks)
     body = group[0] if len(group) == 1 else SeqStmt(tuple(group))
-    outer = _refresh(Block(outer_name, (), (), (), body))
+    outer = refresh_clamped(Block(outer_name, (), (), (), body), [a for a in first[:common] if isinstance(a, For)])
     outer_realize = BlockRealize((), IntImm(1, "bool"), outer)
     mapping = {id(group[0]): outer_realize}
     for r in group[1:]:
@@ -314,4 +353,4 @@ def _blockize_blocks(sch, blocks: list) -> Outcome:
     return Outcome(func=replace_many(sch.func, mapping), outputs=("block", outer_name))
 
 
-__all__ = ["blockize", "BlockizeError", "BindingDivisionError"]
+__all__ = ["blockize", "BlockizeError", "BindingDivisionError", "refresh_clamped"]

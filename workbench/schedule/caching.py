@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ..ir.arith import Analyzer
 from ..ir.buffer import SCOPES, Buffer
-from ..ir.expr import GE, GT, LE, LT, And, BufferLoad, CmpOp, FloorDiv, IntImm, PrimExpr, Var, logical_and
-from ..ir.functor import collect_vars, substitute, uses_var
+from ..ir.expr import GE, GT, LE, LT, And, BufferLoad, CmpOp, FloorDiv, IntImm, PrimExpr, Var, as_int, logical_and
+from ..ir.functor import Mutator, collect_vars, post_order_visit, substitute, uses_var
 from ..ir.node import FrozenDict
 from ..ir.stmt import (Block, BlockRealize, BufferStore, For, ForKind, IfThenElse, IterType, IterVar, SeqStmt,
                        seq)
@@ -88,24 +88,29 @@ def _position(sc: BlockRealize, top) -> int:
     return [k for k, s in enumerate(_scope_items(sc)) if s is top][0]
 
 
-def _with_copies(sch, sc: BlockRealize, mapping: dict, inserts: list, cbuf: Buffer):
+def _with_copies(sch, sc: BlockRealize, mapping: dict, inserts: list, cbuf):
     """The function with the scope's statements rewritten by ``mapping`` (``id(realize) -> new``),
     each ``(k, nest)`` of ``inserts`` placed before the scope's k-th statement (k = its length:
-    at the end), and ``cbuf`` allocated in the scope."""
+    at the end), and ``cbuf`` (a buffer or a list of them) allocated in the scope."""
     items = _scope_items(sc)
     new_items = [replace_in_stmt(s, mapping) for s in items]
     for k, nest in sorted(inserts, key=lambda kn: -kn[0]):
         new_items.insert(k, nest)
-    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + (cbuf,)))
+    allocs = tuple(cbuf) if isinstance(cbuf, (list, tuple)) else (cbuf,)
+    new_sc = sc.replace(block=sc.block.replace(body=seq(*new_items), alloc_buffers=sc.block.alloc_buffers + allocs))
     return replace_many(sch.func, {id(sc): new_sc})
 
 
-def _buf_name(base: str, scope: str, func) -> str:
+def _buffer_names(func) -> set[str]:
     idx = Index(func)
     taken = {b.name for b in func.buffer_map.values()}
     for n in idx.order:
         taken |= {b.name for b in idx.block(n).alloc_buffers}
-    return fresh_name(f"{base}_{scope.replace('.', '_')}", taken)
+    return taken
+
+
+def _buf_name(base: str, scope: str, func) -> str:
+    return fresh_name(f"{base}_{scope.replace('.', '_')}", _buffer_names(func))
 
 
 def _with_alloc(func, scope_name: str, buf: Buffer):
@@ -122,24 +127,38 @@ def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=N
     Every consumer of the buffer reads the cache instead, unless ``consumer_blocks=``
     names the ones that should.
 
-    Before::
-
-        for i, j in wb.grid(64, 64):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4,), "float32", name="A")
+    >>> B = te.compute((4,), lambda i: A[i] * 2.0, name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4,), "float32"), B: wb.Buffer((4,), "float32")):
+        for i in wb.serial(4):
             with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                B[vi, vj] = A[vi, vj] * 2.0
-
-    ``sch.cache_read(sch.get_block("B"), 0, "shared")`` gives::
-
-        A_shared = wb.alloc_buffer((64, 64), scope="shared")
-        for ax0, ax1 in wb.grid(64, 64):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+    >>> sch.cache_read(sch.get_block("B"), 0, "shared")
+    BlockRV('A_shared')
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4,), "float32"), B: wb.Buffer((4,), "float32")):
+        A_shared = wb.alloc_buffer((4,), "float32", scope="shared")
+        for ax0 in wb.serial(4):
             with wb.block("A_shared"):
-                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
-                A_shared[v0, v1] = A[v0, v1]
-        for i, j in wb.grid(64, 64):
+                v0, = wb.axis.remap("S", [ax0])
+                wb.reads(A[v0])
+                wb.writes(A_shared[v0])
+                A_shared[v0] = A[v0]
+        for i in wb.serial(4):
             with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                B[vi, vj] = A_shared[vi, vj] * 2.0
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A_shared[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A_shared[v_i] * 2.0
     """
     realize, anc = sch.block_of(block)
     blk = realize.block
@@ -188,24 +207,38 @@ def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=N
 def cache_write(sch, block, write_buffer_index: int, scope: str) -> Outcome:
     """Write a buffer through a cache in ``scope``; returns the new block copying the cache back.
 
-    Before::
-
-        for i, j in wb.grid(64, 64):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4,), "float32", name="A")
+    >>> B = te.compute((4,), lambda i: A[i] * 2.0, name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4,), "float32"), B: wb.Buffer((4,), "float32")):
+        for i in wb.serial(4):
             with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                B[vi, vj] = A[vi, vj] * 2.0
-
-    ``sch.cache_write(sch.get_block("B"), 0, "local")`` gives::
-
-        B_local = wb.alloc_buffer((64, 64), scope="local")
-        for i, j in wb.grid(64, 64):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+    >>> sch.cache_write(sch.get_block("B"), 0, "local")
+    BlockRV('B_local')
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4,), "float32"), B: wb.Buffer((4,), "float32")):
+        B_local = wb.alloc_buffer((4,), "float32", scope="local")
+        for i in wb.serial(4):
             with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                B_local[vi, vj] = A[vi, vj] * 2.0
-        for ax0, ax1 in wb.grid(64, 64):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B_local[v_i])
+                B_local[v_i] = A[v_i] * 2.0
+        for ax0 in wb.serial(4):
             with wb.block("B_local"):
-                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
-                B[v0, v1] = B_local[v0, v1]
+                v0, = wb.axis.remap("S", [ax0])
+                wb.reads(B_local[v0])
+                wb.writes(B[v0])
+                B[v0] = B_local[v0]
     """
     realize, anc = sch.block_of(block)
     blk = realize.block
@@ -358,28 +391,49 @@ def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
     cache with garbage. Move both copies under a loop with ``compute_at`` (the copy-in)
     and ``reverse_compute_at`` (the copy-out) to keep a register tile.
 
-    Before::
-
-        for i, j, k in wb.grid(64, 64, 64):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> func = wb.parse('''
+    ... def acc(A: wb.Buffer((4,), "float32"), C: wb.Buffer((1,), "float32")):
+    ...     for k in wb.serial(4):
+    ...         with wb.block("C"):
+    ...             vk = wb.axis.reduce(4, k)
+    ...             C[0] = C[0] + A[vk]
+    ... ''')
+    >>> sch = wb.Schedule(func)
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def acc(A: wb.Buffer((4,), "float32"), C: wb.Buffer((1,), "float32")):
+        for k in wb.serial(4):
             with wb.block("C"):
-                vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
-                C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
-
-    ``sch.cache_inplace(sch.get_block("C"), 0, "local")`` gives::
-
-        C_local = wb.alloc_buffer((64, 64), scope="local")
-        for ax0, ax1 in wb.grid(64, 64):
+                vk, = wb.axis.remap("R", [k])
+                wb.reads(C[0], A[vk])
+                wb.writes(C[0])
+                C[0] = C[0] + A[vk]
+    >>> sch.cache_inplace(sch.get_block("C"), 0, "local")
+    [BlockRV('C_local_in'), BlockRV('C_local')]
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def acc(A: wb.Buffer((4,), "float32"), C: wb.Buffer((1,), "float32")):
+        C_local = wb.alloc_buffer((1,), "float32", scope="local")
+        for ax0 in wb.serial(1):
             with wb.block("C_local_in"):
-                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
-                C_local[v0, v1] = C[v0, v1]
-        for i, j, k in wb.grid(64, 64, 64):
+                v0, = wb.axis.remap("S", [ax0])
+                wb.reads(C[v0])
+                wb.writes(C_local[v0])
+                C_local[v0] = C[v0]
+        for k in wb.serial(4):
             with wb.block("C"):
-                vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
-                C_local[vi, vj] = C_local[vi, vj] + A[vi, vk] * B[vk, vj]
-        for ax0, ax1 in wb.grid(64, 64):
+                vk, = wb.axis.remap("R", [k])
+                wb.reads(C_local[0], A[vk])
+                wb.writes(C_local[0])
+                C_local[0] = C_local[0] + A[vk]
+        for ax0 in wb.serial(1):
             with wb.block("C_local"):
-                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
-                C[v0, v1] = C_local[v0, v1]
+                v0, = wb.axis.remap("S", [ax0])
+                wb.reads(C_local[v0])
+                wb.writes(C[v0])
+                C[v0] = C_local[v0]
     """
     realize, anc = sch.block_of(block)
     blk = realize.block
@@ -415,8 +469,45 @@ def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
 def set_scope(sch, block, buffer_index: int, storage_scope: str) -> Outcome:
     """Change the storage scope of a buffer the block writes (not a function parameter).
 
-    Before: ``B = wb.alloc_buffer((64,))``; after ``sch.set_scope(b, 0, "shared")``:
-    ``B = wb.alloc_buffer((64,), scope="shared")``.
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4,), "float32", name="A")
+    >>> B = te.compute((4,), lambda i: A[i] * 2.0, name="B")
+    >>> C = te.compute((4,), lambda i: B[i] + 1.0, name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4,), "float32"), C: wb.Buffer((4,), "float32")):
+        B = wb.alloc_buffer((4,), "float32")
+        for i in wb.serial(4):
+            with wb.block("B"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+        for i in wb.serial(4):
+            with wb.block("C"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(B[v_i])
+                wb.writes(C[v_i])
+                C[v_i] = B[v_i] + 1.0
+    >>> sch.set_scope(sch.get_block("B"), 0, "shared")
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4,), "float32"), C: wb.Buffer((4,), "float32")):
+        B = wb.alloc_buffer((4,), "float32", scope="shared")
+        for i in wb.serial(4):
+            with wb.block("B"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+        for i in wb.serial(4):
+            with wb.block("C"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(B[v_i])
+                wb.writes(C[v_i])
+                C[v_i] = B[v_i] + 1.0
     """
     realize, anc = sch.block_of(block)
     blk = realize.block
@@ -437,8 +528,47 @@ def storage_align(sch, block, buffer_index: int, axis: int, factor: int, offset:
     conflicts). Function parameters are refused: the caller lays out their memory.
 
     Recorded as the block annotation ``buffer_dim_align`` (as in TVM), read by lowering.
-    Before: ``with wb.block("B"):``; after ``sch.storage_align(b, 0, axis=0, factor=32, offset=1)``:
-    ``wb.block_attr({"buffer_dim_align": [[0, 0, 32, 1]]})`` in block ``B``.
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4, 4), "float32", name="A")
+    >>> B = te.compute((4, 4), lambda i, j: A[i, j] * 2.0, name="B")
+    >>> C = te.compute((4, 4), lambda i, j: B[i, j] + 1.0, name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 4), "float32"), C: wb.Buffer((4, 4), "float32")):
+        B = wb.alloc_buffer((4, 4), "float32")
+        for i, j in wb.grid(4, 4):
+            with wb.block("B"):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] * 2.0
+        for i, j in wb.grid(4, 4):
+            with wb.block("C"):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(B[v_i, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = B[v_i, v_j] + 1.0
+    >>> sch.storage_align(sch.get_block("B"), 0, axis=0, factor=8, offset=1)
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 4), "float32"), C: wb.Buffer((4, 4), "float32")):
+        B = wb.alloc_buffer((4, 4), "float32")
+        for i, j in wb.grid(4, 4):
+            with wb.block("B"):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                wb.block_attr({"buffer_dim_align": [[0, 0, 8, 1]]})
+                B[v_i, v_j] = A[v_i, v_j] * 2.0
+        for i, j in wb.grid(4, 4):
+            with wb.block("C"):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(B[v_i, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = B[v_i, v_j] + 1.0
     """
     realize, anc = sch.block_of(block)
     blk = realize.block
@@ -466,3 +596,352 @@ def storage_align(sch, block, buffer_index: int, axis: int, factor: int, offset:
     ann["buffer_dim_align"] = entries
     new_real = realize.replace(block=blk.replace(annotations=FrozenDict(ann)))
     return Outcome(func=replace_many(sch.func, {id(realize): new_real}))
+
+
+# cache_index ---------------------------------------------------------------------------------
+
+def _sub_exprs(e: PrimExpr) -> list:
+    """The expressions directly below ``e`` (operands, indices, arguments)."""
+    out = []
+    for name in e._fields:
+        v = getattr(e, name)
+        if isinstance(v, PrimExpr):
+            out.append(v)
+        elif isinstance(v, tuple):
+            out.extend(x for x in v if isinstance(x, PrimExpr))
+    return out
+
+
+def _complexity(e: PrimExpr) -> int:
+    return 1 + sum(_complexity(x) for x in _sub_exprs(e))
+
+
+def _index_computation(e: PrimExpr, iter_ids: set, sizes: set) -> bool:
+    """An integer computation of the block's iteration variables (and the function's sizes) alone, with no
+    load, call or vector, dividing only by constants: what cache_index can precompute."""
+    from ..ir.dtype import is_integer, lanes_of
+    from ..ir.expr import Div, FloorMod, Mod
+
+    if isinstance(e, (Var, IntImm)) or not is_integer(e.dtype) or lanes_of(e.dtype) != 1:
+        return False
+    ok = True
+    uses_iter = False
+
+    def check(n):
+        nonlocal ok, uses_iter
+        if isinstance(n, Var):
+            uses_iter = uses_iter or id(n) in iter_ids
+            ok = ok and (id(n) in iter_ids or id(n) in sizes)
+        elif isinstance(n, (Div, Mod, FloorDiv, FloorMod)):
+            ok = ok and isinstance(n.b, IntImm) and n.b.value != 0
+        elif isinstance(n, PrimExpr) and not isinstance(n, (IntImm, CmpOp)) and \
+                type(n).__name__ not in _INDEX_NODES:
+            ok = False
+
+    post_order_visit(e, check)
+    return ok and uses_iter
+
+
+_INDEX_NODES = {"Add", "Sub", "Mul", "Div", "Mod", "FloorDiv", "FloorMod", "Min", "Max", "Cast"}
+
+
+def _same_computation(a: PrimExpr, b: PrimExpr) -> bool:
+    """The same computation of the same variables (``structural_equal`` alone renames: ``vi - 1 == vj - 1``)."""
+    from ..ir.structural import structural_equal
+
+    return structural_equal(a, b) and [id(v) for v in collect_vars(a)] == [id(v) for v in collect_vars(b)]
+
+
+class _Table:
+    """Computations with their counts, equal ones merged, in order of first appearance."""
+
+    def __init__(self):
+        self.items: list[list] = []
+
+    def find(self, e: PrimExpr):
+        return next((it for it in self.items if _same_computation(it[0], e)), None)
+
+    def add(self, e: PrimExpr, count: int) -> None:
+        hit = self.find(e)
+        if hit is None:
+            self.items.append([e, count])
+        else:
+            hit[1] += count
+
+
+def _largest_computations(e, eligible, table: _Table, count: int = 1) -> None:
+    """Count the largest eligible computations in ``e`` (not those inside them), as TVM's CSE does."""
+    if isinstance(e, (Var, IntImm)):
+        return
+    if isinstance(e, PrimExpr) and eligible(e):
+        table.add(e, count)
+        return
+    subs = _sub_exprs(e) if isinstance(e, PrimExpr) else list(e)
+    for x in subs:
+        _largest_computations(x, eligible, table, count)
+
+
+def _index_exprs(stores: list, eligible, cse_thresh: int) -> list:
+    """The computations cache_index precomputes (TVM's rule): the largest eligible computations of each store;
+    one seen fewer than ``cse_thresh`` times gives way to its own largest sub-computations (which inherit its
+    count); those seen at least ``cse_thresh`` times in the stored value are kept, most complex first."""
+    exprs: list = []
+    for st in stores:
+        table = _Table()
+        _largest_computations([st.value, *st.indices], eligible, table)
+        k = 0
+        while k < len(table.items):
+            e, c = table.items[k]
+            if c < cse_thresh:
+                for x in _sub_exprs(e):
+                    _largest_computations(x, eligible, table, c)
+            k += 1
+
+        _record_repeated(st.value, table, cse_thresh, exprs)
+    return sorted(exprs, key=_complexity, reverse=True)
+
+
+def _record_repeated(value: PrimExpr, table: _Table, cse_thresh: int, exprs: list) -> None:
+    """Append to ``exprs`` (in post order, once each) the computations of ``value`` counted ``cse_thresh``
+    times or more."""
+    def record(n):
+        if isinstance(n, PrimExpr):
+            hit = table.find(n)
+            if hit is not None and hit[1] >= cse_thresh and not any(x is hit[0] for x in exprs):
+                exprs.append(hit[0])
+
+    post_order_visit(value, record)
+
+
+class _ReplaceComputation(Mutator):
+    def __init__(self, target: PrimExpr, load: BufferLoad):
+        self.target, self.load, self.equal = target, load, _same_computation
+
+    def visit(self, n):
+        if isinstance(n, PrimExpr) and not isinstance(n, (Var, IntImm)) and self.equal(n, self.target):
+            return self.load
+        return super().visit(n)
+
+
+class _InValues(Mutator):
+    """Apply a mutator to the stored values only (indices of stores stay as they are)."""
+
+    def __init__(self, inner: Mutator):
+        self.inner = inner
+
+    def visit_BufferStore(self, n: BufferStore):
+        value = self.inner.visit(n.value)
+        return n if value is n.value else n.replace(value=value)
+
+
+def _index_stage(sch, name: str, buf: Buffer, expr: PrimExpr, used: list):
+    """``for ax...: with block(name): buf[v...] = expr(v...)`` over the domains of the iteration variables."""
+    taken = loop_names(sch.func)
+    ivs, loops, values = [], [], []
+    for d, iv in enumerate(used):
+        lv = Var(fresh_name(f"ax{d}", taken), iv.var.dtype)
+        taken.add(lv.name)
+        ivs.append(IterVar(Var(f"v{d}", iv.var.dtype), iv.dom, IterType.SPATIAL))
+        loops.append((lv, iv.dom.extent))
+        values.append(lv if as_int(iv.dom.min) == 0 else lv + iv.dom.min)
+    own = tuple(iv.var for iv in ivs)
+    body = BufferStore(buf, substitute(expr, {iv.var: v for iv, v in zip(used, own)}), own)
+    nest = BlockRealize(tuple(values), IntImm(1, "bool"), refresh_regions(Block(name, tuple(ivs), (), (), body)))
+    for lv, ext in reversed(loops):
+        nest = For(lv, IntImm(0, ext.dtype), ext, ForKind.SERIAL, nest)
+    return nest
+
+
+@primitive("caching")
+def cache_index(sch, block, storage_scope: str, cse_thresh: int = 0) -> Outcome:
+    """Precompute the index computations of a block into buffers; returns the new blocks (none if none).
+
+    As TVM's ``cache_index``: each largest integer computation of the block's iteration
+    variables in a stored value (``vi // 4 + vj // 4`` in ``A[vi // 4 + vj // 4, vj // 2]``)
+    gets a buffer ``index_var_k`` over the iteration variables it uses, filled by a block
+    ``index_k`` placed before the block's loop nest, and the block loads it instead. With
+    ``cse_thresh=t`` only computations seen at least ``t`` times are kept (a rarer one gives
+    way to its sub-computations); 0 keeps every one. Computations that read memory, call
+    functions or divide by a variable are left alone.
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((1, 3, 40, 40), "float32", name="A")
+    >>> B = te.compute((1, 3, 80, 80), lambda n, c, i, j: A[n, c, i // 4 + j // 4, j // 2], name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((1, 3, 40, 40), "float32"), B: wb.Buffer((1, 3, 80, 80), "float32")):
+        for n, c, i, j in wb.grid(1, 3, 80, 80):
+            with wb.block("B"):
+                v_n, v_c, v_i, v_j = wb.axis.remap("SSSS", [n, c, i, j])
+                wb.reads(A[v_n, v_c, v_i // 4 + v_j // 4, v_j // 2])
+                wb.writes(B[v_n, v_c, v_i, v_j])
+                B[v_n, v_c, v_i, v_j] = A[v_n, v_c, v_i // 4 + v_j // 4, v_j // 2]
+    >>> sch.cache_index(sch.get_block("B"), "global", cse_thresh=1)
+    [BlockRV('index_0'), BlockRV('index_1')]
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((1, 3, 40, 40), "float32"), B: wb.Buffer((1, 3, 80, 80), "float32")):
+        index_var_0 = wb.alloc_buffer((80, 80), "int32")
+        index_var_1 = wb.alloc_buffer((80,), "int32")
+        for ax0, ax1 in wb.grid(80, 80):
+            with wb.block("index_0"):
+                v0, v1 = wb.axis.remap("SS", [ax0, ax1])
+                wb.reads()
+                wb.writes(index_var_0[v0, v1])
+                index_var_0[v0, v1] = v0 // 4 + v1 // 4
+        for ax0 in wb.serial(80):
+            with wb.block("index_1"):
+                v0, = wb.axis.remap("S", [ax0])
+                wb.reads()
+                wb.writes(index_var_1[v0])
+                index_var_1[v0] = v0 // 2
+        for n, c, i, j in wb.grid(1, 3, 80, 80):
+            with wb.block("B"):
+                v_n, v_c, v_i, v_j = wb.axis.remap("SSSS", [n, c, i, j])
+                wb.reads(A[v_n, v_c, index_var_0[v_i, v_j], index_var_1[v_j]], index_var_0[v_i, v_j], index_var_1[v_j])
+                wb.writes(B[v_n, v_c, v_i, v_j])
+                B[v_n, v_c, v_i, v_j] = A[v_n, v_c, index_var_0[v_i, v_j], index_var_1[v_j]]
+    """
+    realize, anc = sch.block_of(block)
+    blk = realize.block
+    _check_scope(storage_scope, f"cannot cache_index for block {blk.name}")
+    if not isinstance(cse_thresh, int) or isinstance(cse_thresh, bool) or cse_thresh < 0:
+        raise ScheduleArgumentError(f"cannot cache_index for block {blk.name}: cse_thresh must be an int >= 0, "
+                                    f"got {cse_thresh!r}", node=realize)
+    from .loops import _size_vars
+
+    iter_ids, sizes = {id(iv.var) for iv in blk.iter_vars}, _size_vars(sch.func)
+    stores = []
+    for part in (blk.init, blk.body):
+        if part is not None:
+            post_order_visit(part, lambda n: stores.append(n) if isinstance(n, BufferStore) else None)
+    exprs = _index_exprs(stores, lambda e: _index_computation(e, iter_ids, sizes), cse_thresh)
+    if not exprs:
+        return Outcome(outputs=[])
+    idx = sch.index()
+    names, buf_names = set(idx.blocks), _buffer_names(sch.func)
+    stages, bufs, new_blk = [], [], blk
+    for k, e in enumerate(exprs):
+        used = [iv for iv in blk.iter_vars if any(v is iv.var for v in collect_vars(e))]
+        bname = fresh_name(f"index_var_{k}", buf_names)
+        buf_names.add(bname)
+        buf = Buffer(bname, tuple(iv.dom.min + iv.dom.extent if as_int(iv.dom.min) != 0 else iv.dom.extent
+                                  for iv in used), e.dtype, scope=storage_scope)
+        sname = fresh_name(f"index_{k}", names)
+        names.add(sname)
+        stages.append((sname, _index_stage(sch, sname, buf, e, used)))
+        bufs.append(buf)
+        rw = _InValues(_ReplaceComputation(e, BufferLoad(buf, tuple(iv.var for iv in used))))
+        new_blk = new_blk.replace(body=rw.visit(new_blk.body),
+                                  init=None if new_blk.init is None else rw.visit(new_blk.init))
+    sc = idx.scope_of(anc)
+    at = _position(sc, _top_stmt(anc, sc, realize))
+    new_real = realize.replace(block=refresh_regions(new_blk))
+    func = _with_copies(sch, sc, {id(realize): new_real}, [(at, nest) for _, nest in reversed(stages)], bufs)
+    return Outcome(func=func, outputs=[("block", n) for n, _ in stages])
+
+
+# unsafe_set_dtype --------------------------------------------------------------------------
+
+class _Retype(Mutator):
+    """``old`` becomes ``new`` (another dtype): stores cast their value to it, loads cast back."""
+
+    def __init__(self, old: Buffer, new: Buffer):
+        self.old, self.new = old, new
+
+    def visit_Buffer(self, b: Buffer) -> Buffer:
+        return self.new if b is self.old else b
+
+    def visit_BufferLoad(self, n: BufferLoad):
+        from ..ir.expr import Cast
+
+        load = self.generic_visit(n)
+        if n.buffer is not self.old:
+            return load
+        return Cast(n.dtype, load.replace(dtype=None))
+
+    def visit_BufferStore(self, n: BufferStore):
+        from ..ir.dtype import lanes_of, with_lanes
+        from ..ir.expr import Cast
+
+        if n.buffer is not self.old:
+            return self.generic_visit(n)
+        value, indices = self.visit(n.value), self.visit(n.indices)
+        want = with_lanes(self.new.dtype, lanes_of(value.dtype))
+        return BufferStore(self.new, value if value.dtype == want else Cast(want, value), indices)
+
+
+@primitive("caching")
+def unsafe_set_dtype(sch, block, buffer_index: int, dtype: str) -> Outcome:
+    """Change the dtype of an intermediate buffer the block writes; stores cast to it, loads cast back.
+
+    Unsafe, as in TVM: the program stays type-correct, but the values pass through the new
+    dtype, so **this can change the results** (``float16`` rounds, ``int8`` wraps or
+    truncates). Function parameters are refused (the caller owns their dtype).
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4,), "float32", name="A")
+    >>> B = te.compute((4,), lambda i: A[i] * 2.0, name="B")
+    >>> C = te.compute((4,), lambda i: B[i] + 1.0, name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4,), "float32"), C: wb.Buffer((4,), "float32")):
+        B = wb.alloc_buffer((4,), "float32")
+        for i in wb.serial(4):
+            with wb.block("B"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+        for i in wb.serial(4):
+            with wb.block("C"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(B[v_i])
+                wb.writes(C[v_i])
+                C[v_i] = B[v_i] + 1.0
+    >>> sch.unsafe_set_dtype(sch.get_block("B"), 0, "float16")
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4,), "float32"), C: wb.Buffer((4,), "float32")):
+        B = wb.alloc_buffer((4,), "float16")
+        for i in wb.serial(4):
+            with wb.block("B"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = wb.cast(A[v_i] * 2.0, "float16")
+        for i in wb.serial(4):
+            with wb.block("C"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(B[v_i])
+                wb.writes(C[v_i])
+                C[v_i] = wb.cast(B[v_i], "float32") + 1.0
+    """
+    from ..ir.dtype import lanes_of, normalize_dtype
+
+    realize, _ = sch.block_of(block)
+    blk = realize.block
+    buf = _region_buffer(blk, blk.writes, buffer_index, "write", realize)
+    what = f"cannot set the dtype of {buf.name}"
+    try:
+        new_dtype = normalize_dtype(dtype)
+    except (TypeError, ValueError) as err:
+        raise ScheduleArgumentError(f"{what}: {dtype!r} is not a dtype ({err})", node=realize) from None
+    if lanes_of(new_dtype) != 1 or new_dtype == "handle":
+        raise ScheduleArgumentError(f"{what}: {new_dtype} is not a scalar number type", node=realize)
+    if any(b is buf for b in sch.func.buffer_map.values()):
+        raise ScheduleArgumentError(f"{what}: it is a parameter of the function, whose dtype the caller provides; "
+                                    "only intermediate buffers can change dtype", node=realize)
+    idx = sch.index()
+    for name in idx.order:
+        if any(m.source.buffer is buf for m in idx.block(name).match_buffers):
+            raise ScheduleArgumentError(f"{what}: block {name} views it through match_buffer (as a tensor "
+                                        "intrinsic does), and the view has the old dtype", node=idx.realize(name))
+    if buf.dtype == new_dtype:
+        return Outcome()
+    body = _Retype(buf, buf.replace(dtype=new_dtype)).visit(sch.func.body)
+    return Outcome(func=sch.func.replace(body=body))

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from ..ir.arith import Analyzer
-from ..ir.expr import BufferLoad, GE, IntImm, LT, PrimExpr, Range, Var, as_int, logical_and
-from ..ir.functor import Mutator, substitute, uses_var
+from ..ir.arith.iter_map import inverse_affine_map
+from ..ir.expr import And, BufferLoad, CmpOp, GE, IntImm, LT, Range, Var, as_int, logical_and
+from ..ir.functor import Mutator, collect_vars, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, SeqStmt, seq
-from .bounds import const_of, lin_bounds, lin_sub, linear, to_expr
+from ..ir.arith.linear import const_of, lin_bounds, lin_sub, linear, to_expr
 from .errors import ComputeLocationError, DependenceError, InlineError, RegionCoverError
 from .legality import (ReplaceLoads, allocating_block, box_fits, buffer_users, is_reduction, loops_between,
                        refresh_regions, region_under, relax_map, written_box)
@@ -135,11 +136,65 @@ def _new_nest(sch, realize: BlockRealize, dims: dict, loop: For, l_anc: tuple, p
         bindings.append(val)
         if lo_lin is not None:
             conds += _domain_conds(val, lo_lin, rng[1], iv, outer, loops)
+    conds += _own_conditions(sch, realize, bindings, loops)
     pred = logical_and(*conds) if conds else IntImm(1, "bool")
     body = BlockRealize(tuple(bindings), pred, blk)
     for v, e in reversed(new_loops):
         body = For(v, IntImm(0, v.dtype), e, ForKind.SERIAL, body)
     return body
+
+
+def _own_conditions(sch, realize: BlockRealize, bindings: list, loops: list[For]) -> list:
+    """The terms of the moved block's own predicate, rewritten for its new bindings.
+
+    A term that only keeps a binding inside its iteration domain (the guard of a split that
+    does not divide) is left out: ``_domain_conds`` derives those for the new loops. Any other
+    term (``wb.where(vi < 50)`` over a domain of 64) is the block's own and stays, with each
+    old loop read through the new binding of the axis it fed (``i`` -> ``i_0 * 16 + ax0``), or
+    as ``binding + c`` where the term is a binding shifted by a constant.
+    """
+    blk = realize.block
+    an = Analyzer()
+    for iv in blk.iter_vars:
+        an.bind(iv.var, iv.dom)
+    in_scope = {id(lp.loop_var) for lp in loops}
+    old_loops = {id(a.loop_var) for a in sch.index().blocks[blk.name][1] if isinstance(a, For)} - in_scope
+    through = {val: new for val, new in zip(realize.iter_values, bindings) if isinstance(val, Var)}
+    out = []
+    for term in _conjuncts(realize.predicate):
+        shifted = _as_shifted_binding(term, realize, old_loops | in_scope, an)
+        if shifted is not None:
+            k, rest = shifted
+            if an.can_prove(type(term)(blk.iter_vars[k].var + rest, IntImm(0, rest.dtype))):
+                continue
+            out.append(type(term)(bindings[k], an.simplify(-rest)))
+            continue
+        moved = substitute(term, through)
+        if any(id(v) in old_loops for v in collect_vars(moved)):
+            raise ComputeLocationError(
+                f"cannot move block {blk.name}: the term `{term}` of its predicate uses loops that do not "
+                "stay around it and is not a condition on one of its axes, so it could not be kept", node=realize)
+        out.append(moved)
+    return out
+
+
+def _conjuncts(pred) -> list:
+    if isinstance(pred, IntImm) and pred.value:
+        return []
+    return _conjuncts(pred.a) + _conjuncts(pred.b) if isinstance(pred, And) else [pred]
+
+
+def _as_shifted_binding(term, realize: BlockRealize, loop_ids: set, an: Analyzer) -> tuple | None:
+    """``(k, c)`` when ``term`` reads ``binding_k + c <op> 0`` with ``c`` free of loops (None otherwise)."""
+    if not isinstance(term, CmpOp):
+        return None
+    diff = term.a - term.b
+    for k, val in enumerate(realize.iter_values):
+        rest = an.simplify(diff - val)
+        if not any(id(v) in loop_ids for v in collect_vars(rest)):
+            return k, rest
+    return None
+
 
 
 def _insert(loop: For, nest, idx, names: list[str], before: bool):
@@ -241,27 +296,47 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     """Move a producer block under ``loop`` so that it computes, per iteration of the loop,
     exactly the region its consumers there read.
 
-    Before::
-
-        for i, j in wb.grid(128, 128):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8, 8), "float32", name="A")
+    >>> B = te.compute((8, 8), lambda i, j: A[i, j] * 2.0, name="B")
+    >>> C = te.compute((8, 8), lambda i, j: B[i, j] + 1.0, name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> print(sch.func.script())   # before
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), C: wb.Buffer((8, 8), "float32")):
+        B = wb.alloc_buffer((8, 8), "float32")
+        for i, j in wb.grid(8, 8):
             with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                B[vi, vj] = A[vi, vj] * 2.0
-        for i, j in wb.grid(128, 128):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] * 2.0
+        for i, j in wb.grid(8, 8):
             with wb.block("C"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                C[vi, vj] = B[vi, vj] + 1.0
-
-    ``sch.compute_at(sch.get_block("B"), i_of_C)`` gives::
-
-        for i in range(128):
-            for ax0 in range(128):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(B[v_i, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = B[v_i, v_j] + 1.0
+    >>> i, j = sch.get_loops(sch.get_block("C"))
+    >>> sch.compute_at(sch.get_block("B"), i)
+    >>> print(sch.func.script())   # after
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), C: wb.Buffer((8, 8), "float32")):
+        B = wb.alloc_buffer((8, 8), "float32")
+        for i in wb.serial(8):
+            for ax0 in wb.serial(8):
                 with wb.block("B"):
-                    vi = wb.axis.spatial(128, i)
-                    vj = wb.axis.spatial(128, ax0)
-                    B[vi, vj] = A[vi, vj] * 2.0
-            for j in range(128):
-                with wb.block("C"): ...
+                    v_i, v_j = wb.axis.remap("SS", [i, ax0])
+                    wb.reads(A[v_i, v_j])
+                    wb.writes(B[v_i, v_j])
+                    B[v_i, v_j] = A[v_i, v_j] * 2.0
+            for j in wb.serial(8):
+                with wb.block("C"):
+                    v_i, v_j = wb.axis.remap("SS", [i, j])
+                    wb.reads(B[v_i, v_j])
+                    wb.writes(C[v_i, v_j])
+                    C[v_i, v_j] = B[v_i, v_j] + 1.0
 
     Unit loops are dropped unless ``preserve_unit_loops=True``. A block writing several
     buffers computes what the consumers read of any of them. Refused (the program is left
@@ -444,25 +519,47 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
     """Move a consumer block under ``loop`` so that, per iteration of the loop, it consumes
     exactly the region its producers there have just written.
 
-    Before (``Y`` computed under loops ``i, j_0, k, j_1``)::
-
-        for i, j_0, k, j_1 in wb.grid(128, 32, 128, 4):
-            with wb.block("Y"): ...
-        for i, j in wb.grid(128, 128):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8, 8), "float32", name="A")
+    >>> B = te.compute((8, 8), lambda i, j: A[i, j] * 2.0, name="B")
+    >>> C = te.compute((8, 8), lambda i, j: B[i, j] + 1.0, name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> print(sch.func.script())   # before
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), C: wb.Buffer((8, 8), "float32")):
+        B = wb.alloc_buffer((8, 8), "float32")
+        for i, j in wb.grid(8, 8):
+            with wb.block("B"):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] * 2.0
+        for i, j in wb.grid(8, 8):
             with wb.block("C"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                C[vi, vj] = wb.max(Y[vi, vj], 0.0)
-
-    ``sch.reverse_compute_at(sch.get_block("C"), j_0)`` gives::
-
-        for i, j_0 in wb.grid(128, 32):
-            for k, j_1 in wb.grid(128, 4):
-                with wb.block("Y"): ...
-            for ax0 in range(4):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(B[v_i, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = B[v_i, v_j] + 1.0
+    >>> i, j = sch.get_loops(sch.get_block("B"))
+    >>> sch.reverse_compute_at(sch.get_block("C"), i)
+    >>> print(sch.func.script())   # after
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), C: wb.Buffer((8, 8), "float32")):
+        B = wb.alloc_buffer((8, 8), "float32")
+        for i in wb.serial(8):
+            for j in wb.serial(8):
+                with wb.block("B"):
+                    v_i, v_j = wb.axis.remap("SS", [i, j])
+                    wb.reads(A[v_i, v_j])
+                    wb.writes(B[v_i, v_j])
+                    B[v_i, v_j] = A[v_i, v_j] * 2.0
+            for ax0 in wb.serial(8):
                 with wb.block("C"):
-                    vi = wb.axis.spatial(128, i)
-                    vj = wb.axis.spatial(128, j_0 * 4 + ax0)
-                    C[vi, vj] = wb.max(Y[vi, vj], 0.0)
+                    v_i, v_j = wb.axis.remap("SS", [i, ax0])
+                    wb.reads(B[v_i, v_j])
+                    wb.writes(C[v_i, v_j])
+                    C[v_i, v_j] = B[v_i, v_j] + 1.0
 
     The block may write several buffers. Refused: a block that reads more of a buffer than its
     producers inside the loop write (those iterations would never run), and a block crossing
@@ -648,23 +745,38 @@ def _simple_store(blk: Block, what: str, realize) -> BufferStore:
 def compute_inline(sch, block) -> Outcome:
     """Inline a spatial block into its consumers: every read of its buffer becomes its expression.
 
-    Before::
-
-        for i, j in wb.grid(128, 128):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8, 8), "float32", name="A")
+    >>> B = te.compute((8, 8), lambda i, j: A[i, j] * 2.0, name="B")
+    >>> C = te.compute((8, 8), lambda i, j: B[i, j] + 1.0, name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> print(sch.func.script())   # before
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), C: wb.Buffer((8, 8), "float32")):
+        B = wb.alloc_buffer((8, 8), "float32")
+        for i, j in wb.grid(8, 8):
             with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                B[vi, vj] = A[vi, vj] * 2.0
-        for i, j in wb.grid(128, 128):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] * 2.0
+        for i, j in wb.grid(8, 8):
             with wb.block("C"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                C[vi, vj] = B[vi, vj] + 1.0
-
-    ``sch.compute_inline(sch.get_block("B"))`` gives::
-
-        for i, j in wb.grid(128, 128):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(B[v_i, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = B[v_i, v_j] + 1.0
+    >>> sch.compute_inline(sch.get_block("B"))
+    >>> print(sch.func.script())   # after
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), C: wb.Buffer((8, 8), "float32")):
+        for i, j in wb.grid(8, 8):
             with wb.block("C"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                C[vi, vj] = A[vi, vj] * 2.0 + 1.0
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = A[v_i, v_j] * 2.0 + 1.0
     """
     realize, anc = sch.block_of(block)
     blk = realize.block
@@ -722,23 +834,38 @@ def _drop_alloc(func, buf):
 def reverse_compute_inline(sch, block) -> Outcome:
     """Inline a consumer block into its single producer: the producer writes the consumer's result directly.
 
-    Before::
-
-        for i, j in wb.grid(128, 128):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8, 8), "float32", name="A")
+    >>> B = te.compute((8, 8), lambda i, j: A[i, j] * 2.0, name="B")
+    >>> C = te.compute((8, 8), lambda i, j: B[i, j] + 1.0, name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> print(sch.func.script())   # before
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), C: wb.Buffer((8, 8), "float32")):
+        B = wb.alloc_buffer((8, 8), "float32")
+        for i, j in wb.grid(8, 8):
             with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                B[vi, vj] = A[vi, vj] * 2.0
-        for i, j in wb.grid(128, 128):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] * 2.0
+        for i, j in wb.grid(8, 8):
             with wb.block("C"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                C[vi, vj] = B[vi, vj] + 1.0
-
-    ``sch.reverse_compute_inline(sch.get_block("C"))`` gives::
-
-        for i, j in wb.grid(128, 128):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(B[v_i, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = B[v_i, v_j] + 1.0
+    >>> sch.reverse_compute_inline(sch.get_block("C"))
+    >>> print(sch.func.script())   # after
+    @wb.prim_func
+    def main(A: wb.Buffer((8, 8), "float32"), C: wb.Buffer((8, 8), "float32")):
+        for i, j in wb.grid(8, 8):
             with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                C[vi, vj] = A[vi, vj] * 2.0 + 1.0
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(C[v_i, v_j])
+                C[v_i, v_j] = A[v_i, v_j] * 2.0 + 1.0
 
     The consumer may read the producer's buffer at any invertible affine map of its iteration
     variables (a reshape ``C[vi] = B[vi // 4, vi % 4]`` becomes ``C[vi * 4 + vj] = ...`` in the
@@ -769,18 +896,17 @@ def reverse_compute_inline(sch, block) -> Outcome:
                           node=realize)
     _check_producer_store(p_real, p_store)
     first = _single_load_index(realize, store, buf)
-    inverse = _invert_affine(first, blk.iter_vars)
+    inverse = inverse_affine_map(first, {iv.var: iv.dom for iv in blk.iter_vars})
     if inverse is None:
         raise InlineError(f"cannot reverse-inline block {name}: it reads {buf.name} at "
                           f"[{', '.join(map(str, first))}], which is not an invertible affine map of its iteration "
                           "variables (such as [vi, vj] or [vi // 4, vi % 4])", node=realize)
-    values, image = inverse
-    _check_image_is_produced(realize, p_real, p_store, buf, image)
+    _check_image_is_produced(realize, p_real, p_store, buf, inverse.image)
     if not _predicate_implied(realize):
         raise InlineError(f"cannot reverse-inline block {name}: its predicate `{realize.predicate}` would be lost "
                           "in the producer's loops", node=realize)
-    qmap = dict(zip(values.pop("q"), p_store.indices))
-    umap = {u: substitute(e, qmap) for u, e in values.items()}
+    qmap = dict(zip(inverse.outputs, p_store.indices))
+    umap = {u: substitute(e, qmap) for u, e in inverse.values.items()}
     value = ReplaceLoads(buf, lambda load: p_store.value).visit(store.value)
     new_store = _simplified_store(BufferStore(store.buffer, substitute(value, umap),
                                               tuple(substitute(i, umap) for i in store.indices)), p_blk)
@@ -815,73 +941,6 @@ def _single_load_index(realize: BlockRealize, store: BufferStore, buf) -> tuple:
                           "different indices, so no single element of the producer feeds one of its iterations",
                           node=realize)
     return tuple(first)
-
-
-def _invert_affine(indices: tuple, iter_vars) -> tuple | None:
-    """Invert an affine map of the iteration variables onto a box (TVM's InverseAffineIterMap).
-
-    Returns ``(values, image)``: ``values`` maps each iteration variable to an expression of fresh
-    variables ``values["q"]`` (one per index), and ``image`` is ``[(start, extent), ...]`` of the box
-    the indices cover; None when the map is not a bijection onto a box.
-    """
-    from ..ir.arith import Analyzer, detect_iter_map
-    from ..ir.arith.iter_map import IterSum
-
-    dom = {iv.var: iv.dom for iv in iter_vars}
-    if any(as_int(r.extent) is None for r in dom.values()):
-        return None
-    res = detect_iter_map(list(indices), dom, check_level="bijective")
-    if res is None:
-        return None
-    qs = [Var(f"q{d}", idx.dtype) for d, idx in enumerate(indices)]
-    known: dict = {}      # id(mark) -> (mark, [(split, value expr)])
-    image = []
-    for q, t in zip(qs, res.indices):
-        if not t.args:
-            image.append((t.base, IntImm(1, q.dtype)))
-            continue
-        s = t.args[0]
-        if s.scale != 1:
-            return None
-        image.append((t.base, IntImm(s.extent, q.dtype)))
-        known.setdefault(id(s.source), (s.source, []))[1].append((s, q - t.base))
-    expanded: set = set()
-    changed = True
-    while changed:       # a fused mark (i * 4 + j) splits back into its terms once its value is known
-        changed = False
-        for mid, (mark, splits) in list(known.items()):
-            if mid in expanded or not isinstance(mark.source, IterSum):
-                continue
-            expanded.add(mid)
-            changed = True
-            total = _mark_value(splits)
-            for a in mark.source.args:
-                part = (total // a.scale if a.scale != 1 else total) % a.extent
-                known.setdefault(id(a.source), (a.source, []))[1].append((a, part))
-    an = Analyzer()
-    for q, (start, ext) in zip(qs, image):
-        an.bind(q, Range(start, ext))
-    values: dict = {"q": qs}
-    by_var = {id(m.source): (m, sp) for m, sp in known.values() if isinstance(m.source, Var)}
-    for iv in iter_vars:
-        hit = by_var.get(id(iv.var))
-        if hit is None:
-            if as_int(iv.dom.extent) != 1:
-                return None
-            values[iv.var] = iv.dom.min
-            continue
-        mark, splits = hit
-        val = _mark_value(splits)
-        values[iv.var] = an.simplify(val if mark.offset is None else val + mark.offset)
-    return values, image
-
-
-def _mark_value(splits) -> PrimExpr:
-    out = None
-    for s, v in sorted(splits, key=lambda sv: sv[0].lower_factor):
-        term = v if s.lower_factor == 1 else v * s.lower_factor
-        out = term if out is None else out + term
-    return out
 
 
 def _check_image_is_produced(realize: BlockRealize, p_real: BlockRealize, p_store: BufferStore, buf,

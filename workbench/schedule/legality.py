@@ -4,9 +4,12 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..ir.expr import BufferLoad, IntImm, PrimExpr, Range, Var, as_int
-from ..ir.functor import Mutator, Visitor, collect_vars, post_order_visit, substitute, uses_var
-from ..ir.stmt import Block, BlockRealize, BufferStore, For, IfThenElse, IterType
-from .bounds import const_bounds, const_of, lin_bounds, lin_sub, linear, loop_range
+from ..ir.functor import Mutator, collect_vars, post_order_visit, substitute, uses_var
+from ..ir.buffer import Buffer
+from ..ir.stmt import Block, BlockRealize, For, IfThenElse, IterType
+from ..ir.arith import Analyzer
+from ..ir.arith.bound import const_bounds
+from ..ir.arith.linear import const_of, lin_bounds, lin_sub, linear
 from .errors import NonAffineBindingError
 from .tree import Index
 
@@ -98,7 +101,7 @@ def region_under(realize: BlockRealize, regions, buf, relax: dict, full_dims) ->
             if llo is None or lhi is None:
                 b_lo = const_bounds(lo_e, relax)
                 b_hi = const_bounds(hi_e, relax)
-                if b_lo is None or b_hi is None or collect_free(lo_e, relax) or collect_free(hi_e, relax):
+                if b_lo is None or b_hi is None:
                     dims.append(None)
                 else:
                     dims.append(({None: b_lo[0]}, {None: b_hi[1]}))
@@ -116,16 +119,13 @@ def _clamp(lo: dict, hi: dict, rng: Range, realize: BlockRealize, llo: dict, lhi
     lo_c, hi_c = const_of(lo), const_of(hi)
     if lo_c is None and hi_c is None:
         return lo, hi
-    doms = {}
+    an = Analyzer()
     for iv in realize.block.iter_vars:
-        m, e = as_int(iv.dom.min), as_int(iv.dom.extent)
-        if m is not None and e is not None:
-            doms[iv.var] = (m, m + e - 1)
-    by_dom = (const_bounds(rng.min, doms), const_bounds(rng.min + rng.extent - 1, doms))
-    if lo_c is not None and by_dom[0] is not None:
-        lo_c = max(lo_c, by_dom[0][0])
-    if hi_c is not None and by_dom[1] is not None:
-        hi_c = min(hi_c, by_dom[1][1])
+        an.bind(iv.var, iv.dom)
+    if lo_c is not None:
+        lo_c = max(lo_c, an.const_int_bound(rng.min).min_value)
+    if hi_c is not None:
+        hi_c = min(hi_c, an.const_int_bound(rng.min + rng.extent - 1).max_value)
     for e, kind, c in _predicate_facts(realize, relax):
         side, cur = (llo, lo_c) if kind == "ge" else (lhi, hi_c)
         k = const_of(lin_sub(side, e) or {None: 0})
@@ -156,10 +156,6 @@ def _predicate_facts(realize: BlockRealize, relax: dict) -> list[tuple]:
     return out
 
 
-def collect_free(e, relax: dict) -> bool:
-    return any(v not in relax for v in collect_vars(e))
-
-
 def union(a: list, b: list) -> list:
     out = []
     for x, y in zip(a, b):
@@ -178,10 +174,10 @@ def relax_map(loops: Iterable[For]) -> dict | None:
     """``{loop var: (lo, hi)}`` for loops of constant bounds; None if one is symbolic."""
     out = {}
     for f in loops:
-        r = loop_range(f)
-        if r is None:
+        m, e = as_int(f.min), as_int(f.extent)
+        if m is None or e is None:
             return None
-        out[f.loop_var] = r
+        out[f.loop_var] = (m, m + e - 1)
     return out
 
 
@@ -228,8 +224,6 @@ def written_box(realize: BlockRealize, buf: Buffer):
         isinstance(n, BlockRealize) and not (isinstance(n.predicate, IntImm) and n.predicate.value)) else None)
     if guarded:
         return None
-    from ..ir.arith import Analyzer
-
     an = Analyzer()
     spatial = {iv.var: iv for iv in blk.iter_vars if iv.iter_type == IterType.SPATIAL}
     others = {iv.var for iv in blk.iter_vars} - set(spatial)
@@ -257,8 +251,6 @@ def written_box(realize: BlockRealize, buf: Buffer):
 
 def box_fits(box, buf: Buffer) -> str:
     """``"whole"`` if the box is all of ``buf``, ``"inside"`` if provably within it, else ``""``."""
-    from ..ir.arith import Analyzer
-
     an = Analyzer()
     if all(an.can_prove_equal(start, 0) and an.can_prove_equal(ext, dim) for (start, ext), dim in zip(box, buf.shape)):
         return "whole"

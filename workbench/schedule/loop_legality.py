@@ -17,7 +17,8 @@ from typing import Iterable
 from ..ir.expr import PrimExpr, Range, Var, as_int
 from ..ir.functor import collect_vars, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, For, ForKind, IterType
-from .bounds import linear
+from ..ir.arith import Analyzer
+from ..ir.arith.linear import linear, to_expr
 from .errors import DependenceError, ScheduleArgumentError
 from .tree import all_realizes, child_blocks, stmt_children
 
@@ -110,16 +111,16 @@ def _local_buffers(f: For) -> set[int]:
 
 def _bounds_of(lin: dict, relax: dict, skip) -> tuple[int, int] | None:
     """Constant ``(lo, hi)`` of the part of ``lin`` over ``relax`` vars (others but ``skip`` must be absent)."""
-    lo = hi = lin.get(None, 0)
-    for v, c in lin.items():
-        if v is None or v is skip:
-            continue
-        if relax.get(v) is None:  # absent, or varying over a domain that is not constant
-            return None
-        a, b = relax[v]
-        lo += min(c * a, c * b)
-        hi += max(c * a, c * b)
-    return lo, hi
+    part = {v: c for v, c in lin.items() if v is None or v is not skip}
+    if any(v is not None and relax.get(v) is None for v in part):
+        return None  # a variable absent, or varying over a domain that is not constant
+    an = Analyzer()
+    for v in part:
+        if v is not None:
+            lo, hi = relax[v]
+            an.bind(v, (lo, hi + 1))
+    b = an.const_int_bound(to_expr(part))
+    return b.min_value, b.max_value
 
 
 def _separated(w_dims, x_dims, key: Var, relax: dict) -> bool:

@@ -1,4 +1,5 @@
-"""Loop transformations: ``split``, ``fuse``, ``reorder``, ``add_unit_loop``.
+"""Loop transformations: ``split``, ``fuse``, ``reorder``, ``add_unit_loop``, ``merge``,
+``reorder_block_iter_var`` (``loop_partition`` lives in :mod:`.loop_partition`).
 
 Each takes the schedule and handles and returns an :class:`Outcome` with the new
 program; the ``Schedule`` methods of the same names record them.
@@ -6,21 +7,31 @@ program; the ``Schedule`` methods of the same names record them.
 from __future__ import annotations
 
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..ir.arith import Analyzer
+from ..ir.arith.linear import linear
 from ..ir.dtype import is_integer, max_value
-from ..ir.expr import IntImm, PrimExpr, Var, as_int, convert, floordiv, floormod, logical_and
+from ..ir.expr import (
+    IntImm,
+    PrimExpr,
+    Var,
+    as_int,
+    convert,
+    floordiv,
+    floormod,
+    logical_and,
+)
 from ..ir.functor import collect_vars, substitute
-from ..ir.stmt import BlockRealize, For, ForKind, IfThenElse
-from .errors import NotAChainError, ScheduleArgumentError
+from ..ir.stmt import Block, BlockRealize, For, ForKind, IfThenElse, SeqStmt
+from .errors import DependenceError, NotAChainError, ScheduleArgumentError
 from .loop_legality import check_init_stays_first, check_plain_loop
+from .primitive import primitive
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import child_blocks, fresh_name, rebuild
-from .primitive import primitive
 
 
 def loop_names(func) -> set[str]:
@@ -141,23 +152,31 @@ def split(sch, loop: LoopRV, factors: Sequence) -> Outcome:
     be serial and carry no annotations: split first, then parallelize, vectorize, bind
     or annotate one of the new loops.
 
-    Before::
-
-        for i in range(128):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8,), "float32", name="A")
+    >>> B = te.compute((8,), lambda i: A[i] * 2.0, name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())        # before
+    @wb.prim_func
+    def main(A: wb.Buffer((8,), "float32"), B: wb.Buffer((8,), "float32")):
+        for i in wb.serial(8):
             with wb.block("B"):
-                vi = wb.axis.spatial(128, i)
-                B[vi] = A[vi] * 2.0
-
-    ``sch.split(i, factors=[None, 32])`` gives::
-
-        for i_0, i_1 in wb.grid(4, 32):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+    >>> (i,) = sch.get_loops(sch.get_block("B"))
+    >>> io, ii = sch.split(i, factors=[None, 4])
+    >>> print(sch.func.script())        # after
+    @wb.prim_func
+    def main(A: wb.Buffer((8,), "float32"), B: wb.Buffer((8,), "float32")):
+        for i_0, i_1 in wb.grid(2, 4):
             with wb.block("B"):
-                vi = wb.axis.spatial(128, i_0 * 32 + i_1)
-                B[vi] = A[vi] * 2.0
-
-    Example (``sch`` a Schedule, ``i`` a loop handle)::
-
-        io, ii = sch.split(i, factors=[None, 32])
+                v_i = wb.axis.spatial(8, i_0 * 4 + i_1)
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
     """
     f_loop, anc = sch.loop_of(loop)
     name = f_loop.loop_var.name
@@ -245,25 +264,37 @@ def _chain(sch, loops: Sequence[LoopRV], what: str) -> list[tuple[For, tuple]]:
 def fuse(sch, *loops: LoopRV) -> Outcome:
     """Fuse perfectly nested loops (outermost first) into one loop.
 
-    Before::
-
-        for i, j in wb.grid(128, 64):
-            with wb.block("B"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                B[vi, vj] = A[vi, vj]
-
-    ``sch.fuse(i, j)`` gives::
-
-        for i_j_fused in range(8192):
-            with wb.block("B"):
-                vi = wb.axis.spatial(128, i_j_fused // 64)
-                vj = wb.axis.spatial(64, i_j_fused % 64)
-                B[vi, vj] = A[vi, vj]
-
     The loops must be serial and carry no annotations (fuse first, then parallelize,
     vectorize, bind or annotate the fused loop). Fusing a spatial with a reduction loop
     is allowed, but ``reorder`` then refuses to move the fused loop (or its split parts)
     past a reduction loop, which would run the block's init after updates.
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4, 2), "float32", name="A")
+    >>> B = te.compute((4, 2), lambda i, j: A[i, j] + 1.0, name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())        # before
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 2), "float32"), B: wb.Buffer((4, 2), "float32")):
+        for i, j in wb.grid(4, 2):
+            with wb.block("B"):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] + 1.0
+    >>> i, j = sch.get_loops(sch.get_block("B"))
+    >>> fused = sch.fuse(i, j)
+    >>> print(sch.func.script())        # after
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 2), "float32"), B: wb.Buffer((4, 2), "float32")):
+        for i_j_fused in wb.serial(8):
+            with wb.block("B"):
+                v_i = wb.axis.spatial(4, i_j_fused // 2)
+                v_j = wb.axis.spatial(2, i_j_fused % 2)
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] + 1.0
     """
     if len(loops) == 1 and isinstance(loops[0], (list, tuple)):
         loops = tuple(loops[0])
@@ -320,15 +351,31 @@ def reorder(sch, *loops: LoopRV) -> Outcome:
     past another loop that feeds a reduction axis: the init would no longer run before
     every update of its element (TVM allows this and computes wrong sums).
 
-    Before::
-
-        for i, j, k in wb.grid(64, 64, 64):
-            with wb.block("C"): ...
-
-    ``sch.reorder(k, i)`` gives::
-
-        for k, j, i in wb.grid(64, 64, 64):
-            with wb.block("C"): ...
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4, 2), "float32", name="A")
+    >>> B = te.compute((4, 2), lambda i, j: A[i, j] + 1.0, name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())        # before
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 2), "float32"), B: wb.Buffer((4, 2), "float32")):
+        for i, j in wb.grid(4, 2):
+            with wb.block("B"):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] + 1.0
+    >>> i, j = sch.get_loops(sch.get_block("B"))
+    >>> sch.reorder(j, i)
+    >>> print(sch.func.script())        # after
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 2), "float32"), B: wb.Buffer((4, 2), "float32")):
+        for j, i in wb.grid(2, 4):
+            with wb.block("B"):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads(A[v_i, v_j])
+                wb.writes(B[v_i, v_j])
+                B[v_i, v_j] = A[v_i, v_j] + 1.0
     """
     if len(loops) == 1 and isinstance(loops[0], (list, tuple)):
         loops = tuple(loops[0])
@@ -385,14 +432,30 @@ def reorder(sch, *loops: LoopRV) -> Outcome:
 def add_unit_loop(sch, block_or_loop) -> Outcome:
     """Add a loop of extent 1 directly above a block or loop; returns its handle.
 
-    Before::
-
-        with wb.block("B"): ...
-
-    ``sch.add_unit_loop(b)`` gives::
-
-        for u in range(1):
-            with wb.block("B"): ...
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8,), "float32", name="A")
+    >>> B = te.compute((8,), lambda i: A[i] * 2.0, name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())        # before
+    @wb.prim_func
+    def main(A: wb.Buffer((8,), "float32"), B: wb.Buffer((8,), "float32")):
+        for i in wb.serial(8):
+            with wb.block("B"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+    >>> u = sch.add_unit_loop(sch.get_block("B"))
+    >>> print(sch.func.script())        # after
+    @wb.prim_func
+    def main(A: wb.Buffer((8,), "float32"), B: wb.Buffer((8,), "float32")):
+        for i, u in wb.grid(8, 1):
+            with wb.block("B"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
     """
     if isinstance(block_or_loop, LoopRV):
         node, anc = sch.loop_of(block_or_loop)
@@ -405,3 +468,403 @@ def add_unit_loop(sch, block_or_loop) -> Outcome:
     u = Var(fresh_name("u", loop_names(sch.func)))
     new = For(u, IntImm(0), IntImm(1), ForKind.SERIAL, node)
     return Outcome(func=rebuild(sch.func, anc, node, new), outputs=("loop", u))
+
+
+# reorder_block_iter_var ------------------------------------------------------------------------
+@primitive("loops")
+def reorder_block_iter_var(sch, block: BlockRV, new_order: Sequence[int]) -> Outcome:
+    """Permute the iteration variables of ``block``: ``new_order[k]`` is the old position of the new k-th one.
+
+    Each variable keeps its binding, domain and kind, so the program computes the same;
+    only the order in which the block lists its axes changes (what ``blockize``,
+    ``tensorize`` and the block's signature see).
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4, 4), "float32", name="A")
+    >>> k = te.reduce_axis(4, name="k")
+    >>> B = te.compute((4,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())        # before
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 4), "float32"), B: wb.Buffer((4,), "float32")):
+        for i, k in wb.grid(4, 4):
+            with wb.block("B"):
+                v_i, v_k = wb.axis.remap("SR", [i, k])
+                wb.reads(A[v_i, v_k])
+                wb.writes(B[v_i])
+                with wb.init():
+                    B[v_i] = 0.0
+                B[v_i] = B[v_i] + A[v_i, v_k]
+    >>> sch.reorder_block_iter_var(sch.get_block("B"), [1, 0])
+    >>> print(sch.func.script())        # after
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 4), "float32"), B: wb.Buffer((4,), "float32")):
+        for i, k in wb.grid(4, 4):
+            with wb.block("B"):
+                v_k, v_i = wb.axis.remap("RS", [k, i])
+                wb.reads(A[v_i, v_k])
+                wb.writes(B[v_i])
+                with wb.init():
+                    B[v_i] = 0.0
+                B[v_i] = B[v_i] + A[v_i, v_k]
+    """
+    realize, anc = sch.block_of(block)
+    blk = realize.block
+    n = len(blk.iter_vars)
+    if isinstance(new_order, (str, bytes)) or not hasattr(new_order, "__len__"):
+        raise ScheduleArgumentError(f"cannot reorder the iteration variables of block {blk.name}: new_order must be a "
+                                    f"list of positions such as {list(range(n))[::-1]}, got {new_order!r}", node=realize)
+    order = list(new_order)
+    if any(isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) for k in order) or \
+            sorted(int(k) for k in order) != list(range(n)):
+        raise ScheduleArgumentError(
+            f"cannot reorder the iteration variables of block {blk.name}: new_order {order!r} is not a permutation of "
+            f"0..{n - 1} (the block has {n} iteration variable{'s' if n != 1 else ''})", node=realize)
+    order = [int(k) for k in order]
+    if order == list(range(n)):
+        return Outcome()
+    new_block = blk.replace(iter_vars=tuple(blk.iter_vars[k] for k in order))
+    new_realize = realize.replace(iter_values=tuple(realize.iter_values[k] for k in order), block=new_block)
+    return Outcome(func=rebuild(sch.func, anc, realize, new_realize))
+
+
+# merge -----------------------------------------------------------------------------------------
+def _merge_nests(found: list[tuple[For, tuple]], names: str) -> tuple[SeqStmt, tuple, list[list[For]]]:
+    """The loop nests to merge: for each given loop, the loops from the sequence that holds all the
+    nests (below the loops' lowest common ancestor) down to it, outermost first; with that sequence
+    and its ancestors."""
+    chains = [anc + (f,) for f, anc in found]
+    depth = 0
+    while all(len(c) > depth for c in chains) and all(c[depth] is chains[0][depth] for c in chains):
+        depth += 1
+    for (f, _), c in zip(found, chains):
+        if len(c) == depth:
+            raise NotAChainError(f"cannot merge loops {names}: loop {f.loop_var.name} contains another of the loops; "
+                                 "merge takes loops of separate nests side by side", node=f)
+    parent = chains[0][depth - 1]
+    if not isinstance(parent, SeqStmt):
+        raise NotAChainError(f"cannot merge loops {names}: they are not side by side in one sequence of statements",
+                             node=found[0][0])
+    nests = [list(c[depth:]) for c in chains]
+    for (f, _), nest in zip(found, nests):
+        for s in nest:
+            if isinstance(s, (Block, BlockRealize)):
+                name = s.name if isinstance(s, Block) else s.block.name
+                raise NotAChainError(f"cannot merge loops {names}: loop {f.loop_var.name} is inside block {name}, "
+                                     "so the loops are not in one block scope", node=f)
+    for (f, _), nest in zip(found, nests):
+        for k, s in enumerate(nest):
+            if k > 0 and isinstance(nest[k - 1], For) and not isinstance(s, For):
+                held = "several statements" if isinstance(s, SeqStmt) else f"a {type(s).__name__}"
+                raise NotAChainError(f"cannot merge loops {names}: the nest of loop {f.loop_var.name} is not perfect: "
+                                     f"loop {nest[k - 1].loop_var.name} holds {held}, not just the next loop",
+                                     node=nest[k - 1])
+            if not isinstance(s, For):
+                raise NotAChainError(f"cannot merge loops {names}: loop {f.loop_var.name} is not perfectly nested "
+                                     f"below the statements that hold the other loops (a {type(s).__name__} lies "
+                                     "between)", node=f)
+    return parent, chains[0][:depth - 1], nests
+
+
+def _check_mergeable_shapes(nests: list[list[For]], names: str) -> None:
+    """Same depth, serial plain loops starting at 0, one dtype per level."""
+    if len({len(n) for n in nests}) != 1:
+        depths = ", ".join(f"{n[-1].loop_var.name}: {len(n)}" for n in nests)
+        raise ScheduleArgumentError(f"cannot merge loops {names}: their nests below the common parent have different "
+                                    f"depths ({depths}); give loops at the same depth", node=nests[0][-1])
+    for nest in nests:
+        for f in nest:
+            check_plain_loop(f, "merge")
+            if as_int(f.min) != 0:
+                raise ScheduleArgumentError(f"cannot merge loop {f.loop_var.name}: it starts at {f.min}, and merge "
+                                            "needs loops that start at 0", node=f)
+    for level in range(len(nests[0])):
+        dtypes = {n[level].loop_var.dtype for n in nests}
+        if len(dtypes) != 1:
+            raise ScheduleArgumentError(f"cannot merge loops {names}: the loops at depth {level} count in different "
+                                        f"dtypes ({', '.join(sorted(dtypes))})", node=nests[0][level])
+
+
+class _Access:
+    """One buffer access of a block inside a nest, at loop level: ``dims`` are ``(min, extent)`` per
+    dimension over the merged loops (None when unknown), ``relax`` the inclusive ranges of the loops
+    between the merged loops and the block."""
+
+    def __init__(self, block: str | None, buffer, is_write: bool, dims, relax):
+        self.block, self.buffer, self.is_write, self.dims, self.relax = block, buffer, is_write, dims, relax
+
+
+def _loose_accesses(stmt) -> list[tuple]:
+    """``(buffer, is_write)`` of the loads and stores of ``stmt`` that are not inside a block."""
+    from ..ir.expr import BufferLoad
+    from ..ir.functor import Visitor
+    from ..ir.stmt import BufferStore
+
+    out: list[tuple] = []
+
+    class V(Visitor):
+        def visit_BlockRealize(self, n):
+            return None
+
+        def visit_BufferStore(self, n: BufferStore):
+            out.append((n.buffer, True))
+            self.generic_visit(n)
+
+        def visit_BufferLoad(self, n: BufferLoad):
+            out.append((n.buffer, False))
+            self.generic_visit(n)
+
+    V().visit(stmt)
+    return out
+
+
+def _nest_accesses(sch, nest: list[For], vmap: dict) -> list[_Access]:
+    from .legality import loops_between, relax_map
+
+    inner = nest[-1]
+    idx = sch.index()
+    out = []
+    for realize in child_blocks(inner):
+        blk = realize.block
+        relax = relax_map(loops_between(idx.blocks[blk.name][1], inner))
+        bind = {iv.var: substitute(val, vmap) for iv, val in zip(blk.iter_vars, realize.iter_values)}
+        bind.update(vmap)   # a block without iteration variables may use the loops directly
+        for is_write, regions in ((False, blk.reads), (True, blk.writes)):
+            for r in regions:
+                dims = None if relax is None else [(substitute(g.min, bind), substitute(g.extent, bind))
+                                                   for g in r.region]
+                out.append(_Access(blk.name, r.buffer, is_write, dims, relax))
+    out.extend(_Access(None, buf, w, None, None) for buf, w in _loose_accesses(inner.body))
+    return out
+
+
+def _side_bounds(lin: dict, relax: dict) -> tuple[int, int] | None:
+    lo = hi = lin.get(None, 0)
+    for v, c in lin.items():
+        if v is None:
+            continue
+        r = relax.get(v)
+        if r is None:
+            return None
+        lo += min(c * r[0], c * r[1])
+        hi += max(c * r[0], c * r[1])
+    return lo, hi
+
+
+def _no_multiple_in(a: int, lo: int, hi: int, d_max: int | None) -> bool:
+    """Whether no ``d`` in ``[1, d_max]`` has ``a * d`` in ``[lo, hi]``."""
+    if d_max is not None and d_max < 1:
+        return True
+    if a == 0:
+        return not lo <= 0 <= hi
+    if a < 0:
+        a, lo, hi = -a, -hi, -lo
+    d_lo = max(1, -(-lo // a))
+    d_hi = hi // a if d_max is None else min(hi // a, d_max)
+    return d_lo > d_hi
+
+
+def _dim_keeps_apart(p: tuple, q: tuple, p_relax: dict, q_relax: dict, merged: list[Var], ranges: list, k: int) -> bool:
+    """Whether, in one dimension, the access ``p`` at an iteration later at merged level ``k`` (the same at
+    the outer levels) never meets the access ``q``: ``p_relax``/``q_relax`` range over each side's own loops."""
+    lp, lq = linear(p[0]), linear(q[0])
+    ep, eq = as_int(p[1]), as_int(q[1])
+    if lp is None or lq is None or ep is None or eq is None:
+        return False
+    key = merged[k]
+    a = lp.get(key, 0)
+    if lq.get(key, 0) != a:
+        return False
+    later = {merged[j]: ranges[j] for j in range(k + 1, len(merged))}
+    if any(r is None for r in later.values()):
+        return False
+    p_side = {v: c for v, c in lp.items() if v is not key}
+    q_side = {v: c for v, c in lq.items() if v is not key}
+    for v in {v for v in list(p_side) + list(q_side) if v is not None}:
+        if v in later or v in p_relax or v in q_relax:
+            continue
+        if p_side.get(v, 0) != q_side.get(v, 0):   # the same value on both sides: it must cancel
+            return False
+        p_side.pop(v, None)
+        q_side.pop(v, None)
+    bp = _side_bounds(p_side, {**p_relax, **later})
+    bq = _side_bounds(q_side, {**q_relax, **later})
+    if bp is None or bq is None:
+        return False
+    lo = bq[0] - bp[1] - ep + 1
+    hi = bq[1] - bp[0] + eq - 1
+    r = ranges[k]
+    return _no_multiple_in(a, lo, hi, None if r is None else r[1] - r[0])
+
+
+def _later_never_meets(p: _Access, q: _Access, merged: list[Var], ranges: list) -> bool:
+    """Whether ``p`` in any later iteration of the merged loops never touches what ``q`` touches now."""
+    if p.dims is None or q.dims is None:
+        return False
+    for k in range(len(merged)):
+        if not any(_dim_keeps_apart(pd, qd, p.relax, q.relax, merged, ranges, k) for pd, qd in zip(p.dims, q.dims)):
+            return False
+    return True
+
+
+def _merge_conflict(p: _Access, q: _Access, names: str) -> DependenceError:
+    buf = p.buffer.name
+    pb = f"block {p.block}" if p.block else "a statement"
+    qb = f"block {q.block}" if q.block else "a statement"
+    if p.is_write and q.is_write:
+        clause = f"{pb} and {qb} write the same elements of buffer {buf} in different iterations"
+    elif p.is_write:
+        clause = f"{qb} reads elements of buffer {buf} that {pb} writes only in a later iteration"
+    else:
+        clause = f"{qb} writes elements of buffer {buf} that {pb} still reads in a later iteration"
+    return DependenceError(
+        f"cannot merge loops {names}: {clause}, so interleaving their iterations would change the result",
+        detail="Merged loops run the nests' bodies one after the other in each iteration; a later nest may only "
+               "use what an earlier one wrote in the same or an earlier iteration.")
+
+
+def _check_merge_dependences(accesses: list[list[_Access]], merged: list[Var], ranges: list, names: str) -> None:
+    for pi, p_list in enumerate(accesses):
+        for q_list in accesses[pi + 1:]:
+            for p in p_list:
+                for q in q_list:
+                    if p.buffer is q.buffer and (p.is_write or q.is_write) and \
+                            not _later_never_meets(p, q, merged, ranges):
+                        raise _merge_conflict(p, q, names)
+
+
+def _touched(stmt) -> tuple[set[int], set[int]]:
+    """Ids of the buffers ``stmt`` reads and writes (loads, stores and block regions)."""
+    from ..ir.functor import post_order_visit
+
+    reads: set[int] = set()
+    writes: set[int] = set()
+
+    def visit(n):
+        from ..ir.expr import BufferLoad
+        from ..ir.stmt import BufferStore
+
+        if isinstance(n, BufferLoad):
+            reads.add(id(n.buffer))
+        elif isinstance(n, BufferStore):
+            writes.add(id(n.buffer))
+        elif isinstance(n, Block):
+            reads.update(id(r.buffer) for r in n.reads)
+            writes.update(id(r.buffer) for r in n.writes)
+
+    post_order_visit(stmt, visit)
+    return reads, writes
+
+
+def _check_crossed(parent: SeqStmt, tops: list[For], names: str) -> None:
+    """The merged loop goes where the last nest is: earlier nests move past the statements in between,
+    which must not touch what they write nor write what they read."""
+    pos = {id(s): k for k, s in enumerate(parent.seq)}
+    last = max(pos[id(t)] for t in tops)
+    top_ids = {id(t) for t in tops}
+    for t in tops:
+        t_reads, t_writes = _touched(t)
+        for s in parent.seq[pos[id(t)] + 1:last]:
+            if id(s) in top_ids:
+                continue
+            s_reads, s_writes = _touched(s)
+            if t_writes & (s_reads | s_writes) or s_writes & t_reads:
+                blocks = [r.block.name for r in ([s] if isinstance(s, BlockRealize) else child_blocks(s))]
+                what = f"block {blocks[0]}" if blocks else "a statement"
+                raise DependenceError(
+                    f"cannot merge loops {names}: the merged loop takes the place of the last nest, and the nest of "
+                    f"loop {t.loop_var.name} would move past {what}, which uses a buffer it writes or writes one it "
+                    "reads", node=t)
+
+
+@primitive("loops")
+def merge(sch, *loops: LoopRV) -> Outcome:
+    """Merge loops of separate nests into one loop whose body runs the nests' bodies in turn.
+
+    Each given loop, with the loops above it up to the sequence that holds all the nests,
+    forms a nest; the nests must have the same depth, the same extents level by level,
+    loops starting at 0 that are serial without annotations, and each loop the only
+    statement of the one above. The merged loops are named after the first given loop's
+    nest (``i_m``) and put where the last nest was; the innermost one is returned.
+
+    Merging interleaves the nests' iterations, so it is refused unless it is provably safe:
+    a later nest may read what an earlier one writes only at elements written in the same
+    or an earlier iteration (TVM merges without checking). The bodies keep their program
+    order whatever the order of the arguments.
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8,), "float32", name="A")
+    >>> B = te.compute((8,), lambda i: A[i] * 2.0, name="B")
+    >>> C = te.compute((8,), lambda i: B[i] + 1.0, name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> print(sch.func.script())        # before
+    @wb.prim_func
+    def main(A: wb.Buffer((8,), "float32"), C: wb.Buffer((8,), "float32")):
+        B = wb.alloc_buffer((8,), "float32")
+        for i in wb.serial(8):
+            with wb.block("B"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+        for i in wb.serial(8):
+            with wb.block("C"):
+                v_i, = wb.axis.remap("S", [i])
+                wb.reads(B[v_i])
+                wb.writes(C[v_i])
+                C[v_i] = B[v_i] + 1.0
+    >>> m = sch.merge(sch.get_loops(sch.get_block("B"))[0], sch.get_loops(sch.get_block("C"))[0])
+    >>> print(sch.func.script())        # after
+    @wb.prim_func
+    def main(A: wb.Buffer((8,), "float32"), C: wb.Buffer((8,), "float32")):
+        B = wb.alloc_buffer((8,), "float32")
+        for i_m in wb.serial(8):
+            with wb.block("B"):
+                v_i, = wb.axis.remap("S", [i_m])
+                wb.reads(A[v_i])
+                wb.writes(B[v_i])
+                B[v_i] = A[v_i] * 2.0
+            with wb.block("C"):
+                v_i, = wb.axis.remap("S", [i_m])
+                wb.reads(B[v_i])
+                wb.writes(C[v_i])
+                C[v_i] = B[v_i] + 1.0
+    """
+    if len(loops) == 1 and isinstance(loops[0], (list, tuple)):
+        loops = tuple(loops[0])
+    found = _chain(sch, loops, "merge")
+    names = ", ".join(f.loop_var.name for f, _ in found)
+    if len(found) < 2:
+        raise ScheduleArgumentError(f"merge needs at least two loops, got {names}", node=found[0][0])
+    parent, parent_anc, nests = _merge_nests(found, names)
+    _check_mergeable_shapes(nests, names)
+    taken = loop_names(sch.func)
+    merged = []
+    for f in nests[0]:
+        merged.append(Var(fresh_name(f"{f.loop_var.name}_m", taken), f.loop_var.dtype))
+        taken.add(merged[-1].name)
+    vmaps = [{f.loop_var: m for f, m in zip(nest, merged)} for nest in nests]
+    extents = [substitute(f.extent, vmaps[0]) for f in nests[0]]
+    an = Analyzer()
+    for nest, vmap in zip(nests[1:], vmaps[1:]):
+        for level, (f, ext) in enumerate(zip(nest, extents)):
+            if not an.can_prove_equal(substitute(f.extent, vmap), ext):
+                raise ScheduleArgumentError(
+                    f"cannot merge loops {names}: loop {f.loop_var.name} has extent {f.extent}, but loop "
+                    f"{nests[0][level].loop_var.name} at the same depth has extent {nests[0][level].extent}", node=f)
+    pos = {id(s): k for k, s in enumerate(parent.seq)}
+    order = sorted(range(len(nests)), key=lambda n: pos[id(nests[n][0])])
+    ranges = [(0, as_int(e) - 1) if as_int(e) is not None else None for e in extents]
+    accesses = [_nest_accesses(sch, nests[n], vmaps[n]) for n in order]
+    _check_merge_dependences(accesses, merged, ranges, names)
+    _check_crossed(parent, [nests[n][0] for n in order], names)
+    body = SeqStmt(tuple(substitute(nests[n][-1].body, vmaps[n]) for n in order))
+    for m, ext in reversed(list(zip(merged, extents))):
+        body = For(m, IntImm(0, m.dtype), ext, ForKind.SERIAL, body)
+    tops = {id(nests[n][0]) for n in order}
+    last = nests[order[-1]][0]
+    items = [body if s is last else s for s in parent.seq if s is last or id(s) not in tops]
+    new_func = rebuild(sch.func, parent_anc, parent, items)
+    return Outcome(func=new_func, outputs=("loop", merged[-1]))

@@ -69,25 +69,43 @@ def decompose_reduction(sch, block, loop) -> Outcome:
     not use the reduction loops it leaves behind (those of a non-dividing split of a spatial
     loop), so it writes exactly the elements that the update writes.
 
-    Before::
-
-        for i, j, k in wb.grid(128, 128, 128):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4, 4), "float32", name="A")
+    >>> B = te.placeholder((4, 4), "float32", name="B")
+    >>> k = te.reduce_axis((0, 4), name="k")
+    >>> Y = te.compute((4, 4), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="Y")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B, Y]))
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 4), "float32"), B: wb.Buffer((4, 4), "float32"),
+             Y: wb.Buffer((4, 4), "float32")):
+        for i, j, k in wb.grid(4, 4, 4):
             with wb.block("Y"):
-                vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
+                v_i, v_j, v_k = wb.axis.remap("SSR", [i, j, k])
+                wb.reads(A[v_i, v_k], B[v_k, v_j])
+                wb.writes(Y[v_i, v_j])
                 with wb.init():
-                    Y[vi, vj] = 0.0
-                Y[vi, vj] = Y[vi, vj] + A[vi, vk] * B[vk, vj]
-
-    ``sch.decompose_reduction(sch.get_block("Y"), k)`` gives::
-
-        for i, j in wb.grid(128, 128):
+                    Y[v_i, v_j] = 0.0
+                Y[v_i, v_j] = Y[v_i, v_j] + A[v_i, v_k] * B[v_k, v_j]
+    >>> i, j, k = sch.get_loops(sch.get_block("Y"))
+    >>> init = sch.decompose_reduction(sch.get_block("Y"), k)
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((4, 4), "float32"), B: wb.Buffer((4, 4), "float32"),
+             Y: wb.Buffer((4, 4), "float32")):
+        for i, j in wb.grid(4, 4):
             with wb.block("Y_init"):
-                vi, vj = wb.axis.remap("SS", [i, j])
-                Y[vi, vj] = 0.0
-            for k in range(128):
+                v_i, v_j = wb.axis.remap("SS", [i, j])
+                wb.reads()
+                wb.writes(Y[v_i, v_j])
+                Y[v_i, v_j] = 0.0
+            for k in wb.serial(4):
                 with wb.block("Y_update"):
-                    vi, vj, vk = wb.axis.remap("SSR", [i, j, k])
-                    Y[vi, vj] = Y[vi, vj] + A[vi, vk] * B[vk, vj]
+                    v_i, v_j, v_k = wb.axis.remap("SSR", [i, j, k])
+                    wb.reads(Y[v_i, v_j], A[v_i, v_k], B[v_k, v_j])
+                    wb.writes(Y[v_i, v_j])
+                    Y[v_i, v_j] = Y[v_i, v_j] + A[v_i, v_k] * B[v_k, v_j]
 
     With a predicate (``B[i] = sum_k A[i, k]`` over 100 x 100, ``i`` and ``k`` split by 32 and
     reordered to ``i_0, k_0, i_1, k_1``), decomposing at ``k_0`` gives::
@@ -331,30 +349,46 @@ def rfactor(sch, loop, factor_axis: int = 0) -> Outcome:
     dimension at ``factor_axis`` indexed by that loop), and a new block ``B`` combines them;
     the partial block ``B_rf`` can then be parallelized over ``loop``.
 
-    Before::
-
-        for i, k in wb.grid(128, 128):
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((2, 8), "float32", name="A")
+    >>> k = te.reduce_axis((0, 8), name="k")
+    >>> B = te.compute((2,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, B]))
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((2, 8), "float32"), B: wb.Buffer((2,), "float32")):
+        for i, k in wb.grid(2, 8):
             with wb.block("B"):
-                vi, vk = wb.axis.remap("SR", [i, k])
+                v_i, v_k = wb.axis.remap("SR", [i, k])
+                wb.reads(A[v_i, v_k])
+                wb.writes(B[v_i])
                 with wb.init():
-                    B[vi] = 0.0
-                B[vi] = B[vi] + A[vi, vk]
-
-    After ``ko, ki = sch.split(k, [None, 4])`` and ``sch.rfactor(ki, 0)``::
-
-        B_rf = wb.alloc_buffer((4, 128))
-        for i, k_0, k_1 in wb.grid(128, 32, 4):
+                    B[v_i] = 0.0
+                B[v_i] = B[v_i] + A[v_i, v_k]
+    >>> i, k = sch.get_loops(sch.get_block("B"))
+    >>> ko, ki = sch.split(k, [None, 4])
+    >>> rf = sch.rfactor(ki, 0)
+    >>> print(sch.func.script())
+    @wb.prim_func
+    def main(A: wb.Buffer((2, 8), "float32"), B: wb.Buffer((2,), "float32")):
+        B_rf = wb.alloc_buffer((4, 2), "float32")
+        for i, k_0, k_1 in wb.grid(2, 2, 4):
             with wb.block("B_rf"):
-                vk_1, vi, vk_0 = wb.axis.remap("SSR", [k_1, i, k_0])
+                vk_1, v_i, vk_0 = wb.axis.remap("SSR", [k_1, i, k_0])
+                wb.reads(B_rf[vk_1, v_i], A[v_i, vk_0 * 4 + vk_1])
+                wb.writes(B_rf[vk_1, v_i])
                 with wb.init():
-                    B_rf[vk_1, vi] = 0.0
-                B_rf[vk_1, vi] = B_rf[vk_1, vi] + A[vi, vk_0 * 4 + vk_1]
-        for ax0, ax1 in wb.grid(128, 4):
+                    B_rf[vk_1, v_i] = 0.0
+                B_rf[vk_1, v_i] = B_rf[vk_1, v_i] + A[v_i, vk_0 * 4 + vk_1]
+        for ax0, ax1 in wb.grid(2, 4):
             with wb.block("B"):
-                vi, vk_1 = wb.axis.remap("SR", [ax0, ax1])
+                v_i, vk_1 = wb.axis.remap("SR", [ax0, ax1])
+                wb.reads(B[v_i], B_rf[vk_1, v_i])
+                wb.writes(B[v_i])
                 with wb.init():
-                    B[vi] = 0.0
-                B[vi] = B[vi] + B_rf[vk_1, vi]
+                    B[v_i] = 0.0
+                B[v_i] = B[v_i] + B_rf[vk_1, v_i]
 
     Under a non-dividing split the final reduction reads only the partial results that
     some iteration computed: for a sum over ``k`` in ``range(100)`` split by ``[None, 128]``,

@@ -17,6 +17,10 @@ A buffer is shrunk only when the new extents are constants no larger than the ol
 and moved inside loops only when it then fits on the stack. Buffers with explicit strides
 or an offset, and buffers with data-dependent indices, are left alone.
 
+3. a buffer that ``storage_align`` aligned (kept by ``record_dim_aligns`` in the function
+   attribute ``"buffer_dim_align"``) gets explicit strides, the aligned axis' stride raised
+   to ``k * factor + offset`` (as TVM does); ``flatten_buffers`` then indexes with them.
+
 Before (``cache_write(C, 0, "local")`` + ``reverse_compute_at``, blocks lowered)::
 
     C_local = wb.allocate((64, 64), "float32", scope="local")
@@ -48,7 +52,7 @@ from ...ir.buffer import Buffer
 from ...ir.dtype import bits_of
 from ...ir.function import PrimFunc
 from ...ir.functor import Mutator, Visitor, substitute, uses_var
-from ...ir.stmt import Allocate, BufferStore, For, LetStmt
+from ...ir.stmt import Allocate, Block, BufferStore, For, LetStmt
 from .allocate import STACK_LIMIT
 
 
@@ -237,20 +241,89 @@ class _Rewrite(Mutator):
         return BufferStore(self.new, s.value, self._shift(s.indices))
 
 
-class _Compact(Mutator):
+#: function attribute: intermediate buffer name -> ((axis, factor, offset), ...) from ``storage_align``
+DIM_ALIGN_ATTR = "buffer_dim_align"
+
+
+class _DimAligns(Visitor):
+    """The ``buffer_dim_align`` annotations of every block, by the name of the buffer they align."""
+
     def __init__(self):
+        self.found: dict[str, dict[int, tuple]] = {}
+
+    def visit_Block(self, b: Block):
+        for entry in b.annotations.get(DIM_ALIGN_ATTR, ()):
+            k, axis, factor, offset = (int(x) for x in entry)
+            if not 0 <= k < len(b.writes):
+                raise ValueError(f"block {b.name}: its {DIM_ALIGN_ATTR} annotation names write buffer {k}, but the "
+                                 f"block writes {len(b.writes)} buffers")
+            self.found.setdefault(b.writes[k].buffer.name, {})[axis] = (factor, offset)
+        self.generic_visit(b)
+
+
+def record_dim_aligns(func: PrimFunc) -> PrimFunc:
+    """Keep the blocks' ``buffer_dim_align`` annotations (``storage_align``) in the function attribute
+    ``"buffer_dim_align"``, so that ``compact_buffers`` can honour them once ``lower_blocks`` removed
+    the blocks. Run it before ``lower_blocks``.
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8, 8), "float32", name="A")
+    >>> B = te.compute((8, 8), lambda i, j: A[i, j] * 2.0, name="B")
+    >>> C = te.compute((8, 8), lambda i, j: B[j, i], name="C")
+    >>> sch = wb.Schedule(wb.create_prim_func([A, C]))
+    >>> sch.storage_align(sch.get_block("B"), 0, axis=0, factor=16, offset=1)
+    >>> record_dim_aligns(sch.func).attrs["buffer_dim_align"]
+    {'B': ((0, 16, 1),)}
+    """
+    det = _DimAligns()
+    det.visit(func.body)
+    if not det.found:
+        return func
+    aligns = {name: tuple((axis, f, o) for axis, (f, o) in sorted(axes.items())) for name, axes in det.found.items()}
+    return func.with_attr(DIM_ALIGN_ATTR, aligns)
+
+
+def aligned_strides(shape, aligns, an: Analyzer) -> tuple:
+    """Row-major strides of ``shape`` with the stride of each aligned axis raised to ``k * factor + offset``
+    (TVM's storage alignment): ``(64, 64)`` with axis 0 aligned to 32 + 1 has strides ``(65, 1)``."""
+    by_axis = {axis: (factor, offset) for axis, factor, offset in aligns}
+    stride = E.IntImm(1, shape[-1].dtype if shape else "int32")
+    out = []
+    for dim in range(len(shape) - 1, -1, -1):
+        if dim in by_axis:
+            factor, offset = (E.IntImm(x, stride.dtype) for x in by_axis[dim])
+            stride = an.simplify(stride + E.FloorMod(factor + offset - E.FloorMod(stride, factor), factor))
+        out.append(stride)
+        stride = an.simplify(stride * shape[dim])
+    return tuple(reversed(out))
+
+
+class _Compact(Mutator):
+    def __init__(self, aligns: dict | None = None):
         self.an = Analyzer()
         self.compacted: dict[str, tuple] = {}
+        self.aligns = aligns or {}
+
+    def _aligned(self, buf: Buffer) -> Buffer:
+        """``buf`` with the strides its ``storage_align`` asks for (``buf`` itself when there is none)."""
+        aligns = self.aligns.get(buf.name)
+        if not aligns or buf.strides:
+            return buf
+        return Buffer(buf.name, buf.shape, buf.dtype, aligned_strides(buf.shape, aligns, self.an), None,
+                      buf.scope, buf.offset_factor, buf.align)
 
     def visit_Allocate(self, a: Allocate):
         body = self.visit(a.body)
         buf = a.buffer
         plan = self._plan(buf, body)
         if plan is None:
-            return a if body is a.body else Allocate(buf, body)
+            out = a if body is a.body else Allocate(buf, body)
+            aligned = self._aligned(buf)
+            return out if aligned is buf else substitute(out, {}, {buf: aligned})
         target, region, exts = plan
-        new = Buffer(buf.name, tuple(E.IntImm(e, _index_dtype(buf, k)) for k, e in enumerate(exts)),
-                     buf.dtype, (), None, buf.scope, buf.offset_factor, buf.align)
+        new = self._aligned(Buffer(buf.name, tuple(E.IntImm(e, _index_dtype(buf, k)) for k, e in enumerate(exts)),
+                                   buf.dtype, (), None, buf.scope, buf.offset_factor, buf.align))
         if target is None:
             placed = Allocate(buf, body)
         else:
@@ -305,7 +378,8 @@ def _index_dtype(buf: Buffer, k: int) -> str:
 def compact_buffers(func: PrimFunc) -> PrimFunc:
     """Allocate each intermediate buffer at the innermost loop holding all its uses, shrunk to what it uses.
 
-    Records the new shapes in the function attribute ``"compacted"`` (name -> shape).
+    Records the new shapes in the function attribute ``"compacted"`` (name -> shape). Buffers named in
+    the attribute ``"buffer_dim_align"`` (see ``record_dim_aligns``) get their aligned strides.
 
     >>> import workbench as wb
     >>> from workbench.backend.lower import lower_blocks
@@ -315,7 +389,7 @@ def compact_buffers(func: PrimFunc) -> PrimFunc:
     >>> f.attrs["compacted"]["C_local"]
     (4, 16)
     """
-    c = _Compact()
+    c = _Compact(func.attrs.get(DIM_ALIGN_ATTR))
     body = c.visit(func.body)
     if body is func.body:
         return func
@@ -325,4 +399,4 @@ def compact_buffers(func: PrimFunc) -> PrimFunc:
     return out
 
 
-__all__ = ["compact_buffers"]
+__all__ = ["compact_buffers", "record_dim_aligns", "aligned_strides", "DIM_ALIGN_ATTR"]

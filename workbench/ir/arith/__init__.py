@@ -1,5 +1,9 @@
 """Arithmetic analysis: the simplifier, bounds, regions and affine iterator maps.
 
+The one arithmetic engine of the package: the interval rules (``interval``), constant
+and symbolic bounds (``bound``), linear forms (``linear``) and the ``Analyzer`` that
+region inference, the schedule's legality checks and the interpreter all use.
+
 >>> from workbench.ir.expr import Var, Range
 >>> from workbench.ir.arith import simplify, Analyzer
 >>> i, j = Var("i"), Var("j")

@@ -17,7 +17,6 @@ import contextlib
 import math
 from typing import Iterator, Mapping
 
-from ..dtype import is_bool, is_int, lanes_of
 from ..expr import (Add, And, BufferLoad, Call, CmpOp, Div, EQ, FloorDiv, FloorMod, GE, GT, IntImm, LE, LT, Max, Min,
                     Mul, PrimExpr, Range, Select, Sub, Var, convert)
 from ..functor import Visitor

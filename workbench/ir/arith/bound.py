@@ -12,12 +12,13 @@ ConstIntBound(min_value=3, max_value=31)
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Mapping, NamedTuple, Optional
 
 from ..dtype import is_bool, is_float, is_integer, is_uint, lanes_of, max_value, min_value
 from ..expr import (EQ, GE, GT, LE, LT, NE, Add, And, Broadcast, BufferLoad, Call, Cast, Div, FloatImm,
                     FloorDiv, FloorMod, IntImm, Let, Max, Min, Mod, Mul, Not, Or, PrimExpr, Ramp, Select,
                     Sub, Var)
+from . import interval as iv
 
 INF = float("inf")
 NEG_INF = float("-inf")
@@ -49,35 +50,6 @@ def _data_bound(dtype: str) -> tuple:
     if is_integer(dtype):
         return (min_value(dtype), max_value(dtype))
     return (NEG_INF, INF)
-
-
-def _mul(x, y):
-    if x == 0 or y == 0:
-        return 0
-    return x * y
-
-
-def _fdiv(x, y):
-    """floor(x / y) with infinities; y != 0."""
-    if math.isinf(x):
-        return x if y > 0 else -x
-    if math.isinf(y):
-        return 0 if (x >= 0) == (y > 0) else -1
-    return x // y
-
-
-def _tdiv(x, y):
-    if math.isinf(x):
-        return x if y > 0 else -x
-    if math.isinf(y):
-        return 0
-    q = abs(x) // abs(y)
-    return q if (x >= 0) == (y > 0) else -q
-
-
-def _corners(f, a, b):
-    vals = [f(x, y) for x in (a[0], a[1]) for y in (b[0], b[1])]
-    return (min(vals), max(vals))
 
 
 def _norm(b):
@@ -120,66 +92,26 @@ class BoundEvaluator:
         if is_float(e.dtype) or lanes_of(e.dtype) > 1 and not isinstance(e, (Ramp, Broadcast)):
             return _data_bound(e.dtype)
         if isinstance(e, Add):
-            a, b = self(e.a), self(e.b)
-            return (_add(a[0], b[0]), _add(a[1], b[1]))
+            return iv.add(self(e.a), self(e.b))
         if isinstance(e, Sub):
-            a, b = self(e.a), self(e.b)
-            return (_add(a[0], -b[1]), _add(a[1], -b[0]))
+            return iv.sub(self(e.a), self(e.b))
         if isinstance(e, Mul):
-            return _corners(_mul, self(e.a), self(e.b))
-        if isinstance(e, (FloorDiv, Div)):
-            a, b = self(e.a), self(e.b)
-            if b[0] <= 0 <= b[1]:
-                if b[0] == 0 and b[1] > 0:  # divisor >= 1 where defined
-                    b = (1, b[1])
-                elif b[1] == 0 and b[0] < 0:
-                    b = (b[0], -1)
-                else:
-                    return _dtype_bound(e.dtype)
-            return _corners(_fdiv if isinstance(e, FloorDiv) else _tdiv, a, b)
-        if isinstance(e, FloorMod):
-            a, b = self(e.a), self(e.b)
-            if b[0] > 0:
-                if a[0] >= 0 and a[1] < b[0]:
-                    return a
-                hi = b[1] - 1
-                if a[0] >= 0:
-                    hi = min(hi, a[1])
-                return (0, hi)
-            if b[1] < 0:
-                return (b[0] + 1, 0)
-            return _dtype_bound(e.dtype)
-        if isinstance(e, Mod):
-            a, b = self(e.a), self(e.b)
-            m = max(abs(b[0]), abs(b[1]))
-            if m == 0 or b[0] <= 0 <= b[1] and not (b[0] == 0 or b[1] == 0):
-                return _dtype_bound(e.dtype)
-            lim = m - 1
-            if a[0] >= 0:
-                return (0, min(a[1], lim))
-            if a[1] <= 0:
-                return (max(a[0], -lim), 0)
-            return (max(a[0], -lim), min(a[1], lim))
+            return iv.mul(self(e.a), self(e.b))
+        if isinstance(e, (FloorDiv, Div, FloorMod, Mod)):
+            rule = {FloorDiv: iv.floordiv, Div: iv.truncdiv, FloorMod: iv.floormod, Mod: iv.truncmod}[type(e)]
+            r = rule(self(e.a), self(e.b))
+            return _dtype_bound(e.dtype) if r is None else r
         if isinstance(e, Min):
-            a, b = self(e.a), self(e.b)
-            return (min(a[0], b[0]), min(a[1], b[1]))
+            return iv.minimum(self(e.a), self(e.b))
         if isinstance(e, Max):
-            a, b = self(e.a), self(e.b)
-            return (max(a[0], b[0]), max(a[1], b[1]))
+            return iv.maximum(self(e.a), self(e.b))
         if isinstance(e, Select):
-            a, b = self(e.true_value), self(e.false_value)
-            return (min(a[0], b[0]), max(a[1], b[1]))
+            return iv.union(self(e.true_value), self(e.false_value))
         if isinstance(e, Call):
             if e.op == "if_then_else":
-                a, b = self(e.args[1]), self(e.args[2])
-                return (min(a[0], b[0]), max(a[1], b[1]))
+                return iv.union(self(e.args[1]), self(e.args[2]))
             if e.op == "abs" and e.args:
-                a = self(e.args[0])
-                if a[0] >= 0:
-                    return a
-                if a[1] <= 0:
-                    return (-a[1], -a[0])
-                return (0, max(-a[0], a[1]))
+                return iv.absolute(self(e.args[0]))
             return _data_bound(e.dtype)
         if isinstance(e, Cast):
             target = _data_bound(e.dtype)
@@ -194,20 +126,14 @@ class BoundEvaluator:
         if isinstance(e, Let):
             return self(e.body)
         if isinstance(e, Ramp):
-            base, stride = self(e.base), self(e.stride)
-            last = _corners(_mul, stride, (e.lanes - 1, e.lanes - 1))
-            return (min(base[0], _add(base[0], last[0])), max(base[1], _add(base[1], last[1])))
+            base = self(e.base)
+            last = iv.add(base, iv.mul(self(e.stride), (e.lanes - 1, e.lanes - 1)))
+            return iv.union(base, last)
         if isinstance(e, Broadcast):
             return self(e.value)
         if isinstance(e, BufferLoad):
             return _data_bound(e.dtype)
         return _data_bound(e.dtype)
-
-
-def _add(x, y):
-    if math.isinf(x) and math.isinf(y) and x != y:
-        return x  # cannot happen for lo+lo / hi+hi of valid bounds; keep a side
-    return x + y
 
 
 def const_int_bound(expr: PrimExpr, var_bounds: dict | None = None) -> ConstIntBound:
@@ -221,6 +147,35 @@ def const_int_bound(expr: PrimExpr, var_bounds: dict | None = None) -> ConstIntB
     vb = {id(k): v for k, v in (var_bounds or {}).items()}
     lo, hi = BoundEvaluator(lambda v: vb.get(id(v)))(expr)
     return ConstIntBound(lo, hi)
+
+
+def const_bounds(expr: PrimExpr, dom: Mapping[Var, tuple]) -> tuple[int, int] | None:
+    """Inclusive constant ``(lo, hi)`` of ``expr`` over ``dom`` (``{var: (lo, hi)}``, inclusive), or None.
+
+    None unless every variable of ``expr`` is in ``dom`` and ``expr`` reads no data (a load
+    or an opaque call is bounded only by its dtype, which says nothing about an index).
+
+    >>> from workbench.ir.expr import Var
+    >>> i, n = Var("i"), Var("n")
+    >>> const_bounds(i % 4 + i // 4, {i: (0, 9)}), const_bounds(i + n, {i: (0, 9)})
+    ((0, 5), None)
+    """
+    from ..functor import post_order_visit
+
+    open_ends = []
+
+    def check(n) -> None:
+        if isinstance(n, Var) and n not in dom or isinstance(n, BufferLoad) or \
+                isinstance(n, Call) and n.op not in ("if_then_else", "abs"):
+            open_ends.append(n)
+
+    post_order_visit(expr, check)
+    if open_ends:
+        return None
+    lo, hi = const_int_bound(expr, dom)
+    if math.isinf(lo) or math.isinf(hi):
+        return None
+    return int(lo), int(hi)
 
 
 # ---------------------------------------------------------------------------
@@ -250,4 +205,4 @@ class IntervalSet(NamedTuple):
         return self.min is not None and self.max is not None
 
 
-__all__ = ["ConstIntBound", "IntervalSet", "const_int_bound", "BoundEvaluator", "INF", "NEG_INF"]
+__all__ = ["ConstIntBound", "IntervalSet", "const_int_bound", "const_bounds", "BoundEvaluator", "INF", "NEG_INF"]

@@ -16,9 +16,9 @@ True
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
-from ..expr import (Add, FloorDiv, FloorMod, IntImm, Mul, PrimExpr, Range, Sub, Var, convert)
+from ..expr import (Add, FloorDiv, FloorMod, IntImm, Mul, PrimExpr, Range, Sub, Var, as_int, convert)
 from ..functor import uses_var
 from .analyzer import Analyzer
 
@@ -505,5 +505,94 @@ def _scale(x, sc, dt):
     return x if sc == 1 else Mul(x, IntImm(sc, dt))
 
 
+class AffineInverse(NamedTuple):
+    """The inverse of a one-to-one affine index map (see ``inverse_affine_map``)."""
+
+    outputs: list       #: fresh variables ``q0, q1, ...``, one per index of the map
+    values: dict        #: each input variable -> its value as an expression of ``outputs``
+    image: list         #: ``(start, extent)`` per index: the box the map covers
+
+
+def inverse_affine_map(indices: Sequence, input_iters: Mapping[Var, Range]) -> AffineInverse | None:
+    """Invert an affine map of ``input_iters`` that is one-to-one onto a box (TVM's ``InverseAffineIterMap``).
+
+    Each index gets a fresh variable ``q<k>`` ranging over the index's part of the box; the
+    result gives every input variable as an expression of those variables. None when the map
+    is not a bijection onto a box (an index scaled, two indices overlapping, a variable left
+    out) or a domain is symbolic.
+
+    >>> from workbench.ir.expr import Var, Range
+    >>> i, j = Var("i"), Var("j")
+    >>> inv = inverse_affine_map([j + 1, i // 4, i % 4], {i: Range(0, 16), j: Range(0, 3)})
+    >>> [str(v) for v in inv.outputs], [(str(a), str(b)) for a, b in inv.image]
+    (['q0', 'q1', 'q2'], [('1', '3'), ('0', '4'), ('0', '4')])
+    >>> print(inv.values[i], "|", inv.values[j])
+    q1 * 4 + q2 | q0 - 1
+    >>> inverse_affine_map([i * 2], {i: Range(0, 4)}) is None        # not onto a box
+    True
+    """
+    if any(as_int(r.extent) is None for r in input_iters.values()):
+        return None
+    res = detect_iter_map(list(indices), input_iters, check_level="bijective")
+    if res is None:
+        return None
+    qs = [Var(f"q{d}", convert(idx).dtype) for d, idx in enumerate(indices)]
+    known: dict = {}      # id(mark) -> (mark, [(split, value expr)])
+    image = []
+    for q, t in zip(qs, res.indices):
+        if not t.args:
+            image.append((t.base, IntImm(1, q.dtype)))
+            continue
+        s = t.args[0]
+        if s.scale != 1:
+            return None
+        image.append((t.base, IntImm(s.extent, q.dtype)))
+        known.setdefault(id(s.source), (s.source, []))[1].append((s, q - t.base))
+    _expand_fused_marks(known)
+    an = Analyzer()
+    for q, (start, ext) in zip(qs, image):
+        an.bind(q, Range(start, ext))
+    by_var = {id(m.source): (m, sp) for m, sp in known.values() if isinstance(m.source, Var)}
+    values = {}
+    for v, dom in input_iters.items():
+        hit = by_var.get(id(v))
+        if hit is None:
+            if as_int(dom.extent) != 1:
+                return None
+            values[v] = dom.min
+            continue
+        mark, splits = hit
+        val = _mark_value(splits)
+        values[v] = an.simplify(val if mark.offset is None else val + mark.offset)
+    return AffineInverse(qs, values, image)
+
+
+def _expand_fused_marks(known: dict) -> None:
+    """Split each fused mark (``i * 4 + j``) whose value is known back into the values of its terms."""
+    expanded: set = set()
+    changed = True
+    while changed:
+        changed = False
+        for mid, (mark, splits) in list(known.items()):
+            if mid in expanded or not isinstance(mark.source, IterSum):
+                continue
+            expanded.add(mid)
+            changed = True
+            total = _mark_value(splits)
+            for a in mark.source.args:
+                part = (total // a.scale if a.scale != 1 else total) % a.extent
+                known.setdefault(id(a.source), (a.source, []))[1].append((a, part))
+
+
+def _mark_value(splits) -> PrimExpr:
+    """The value of a mark from the values of the splits that tile it."""
+    out = None
+    for s, v in sorted(splits, key=lambda sv: sv[0].lower_factor):
+        term = v if s.lower_factor == 1 else v * s.lower_factor
+        out = term if out is None else out + term
+    return out
+
+
 __all__ = ["IterMark", "IterSplit", "IterSum", "IterMapResult", "IterMapError", "detect_iter_map",
-           "is_affine_binding", "subspace_divide", "iter_map_to_expr", "DividedBinding"]
+           "is_affine_binding", "subspace_divide", "iter_map_to_expr", "DividedBinding", "AffineInverse",
+           "inverse_affine_map"]

@@ -14,7 +14,7 @@ from ..buffer import Buffer
 from ..expr import (EQ, GE, GT, LE, LT, Add, And, BufferLoad, Call, IntImm, Let, Max, Min, Mul, Not, PrimExpr, Ramp,
                     Range, Sub, Var, convert)
 from ..functor import Visitor, substitute, uses_var
-from ..stmt import (Block, BlockRealize, BufferRegion, BufferStore, For, IfThenElse, LetStmt, Stmt)
+from ..stmt import (Block, BlockRealize, BufferRegion, BufferStore, For, IfThenElse, LetStmt)
 from .analyzer import Analyzer
 
 

@@ -4,16 +4,18 @@ The generator tracks, for every integer expression it compiles, an interval that
 surely contains the value. Where an interval proves that an index lies inside its
 buffer, the bounds check is left out; where it proves that an operation cannot
 overflow its dtype, the two's-complement wrap is left out. Intervals are pairs of
-Python ints ``(lo, hi)``; they are always sound, never required to be tight.
+Python ints ``(lo, hi)``; they are always sound, never required to be tight. The
+rules of each operation are those of ``workbench.ir.arith.interval`` (the ones the
+analyzer's ``const_int_bound`` uses); this module adds what depends on dtypes.
 
 >>> add((0, 63), (0, 1))
 (0, 64)
 """
 from __future__ import annotations
 
+from ..arith import interval
+from ..arith.interval import Interval, add, floordiv, floormod, maximum, minimum, mul, sub, union
 from ..dtype import bits_of, is_uint
-
-Interval = tuple  # (lo, hi)
 
 
 def dtype_range(dtype: str) -> Interval:
@@ -34,45 +36,13 @@ def fits(iv: Interval | None, dtype: str) -> bool:
 
 
 def intersect(a: Interval, b: Interval) -> Interval:
-    lo, hi = max(a[0], b[0]), min(a[1], b[1])
-    return (lo, hi) if lo <= hi else a
-
-
-def union(a: Interval, b: Interval) -> Interval:
-    return (min(a[0], b[0]), max(a[1], b[1]))
-
-
-def add(a: Interval, b: Interval) -> Interval:
-    return (a[0] + b[0], a[1] + b[1])
-
-
-def sub(a: Interval, b: Interval) -> Interval:
-    return (a[0] - b[1], a[1] - b[0])
-
-
-def mul(a: Interval, b: Interval) -> Interval:
-    c = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
-    return (min(c), max(c))
-
-
-def floordiv(a: Interval, b: Interval) -> Interval | None:
-    """``a // b`` for a strictly positive divisor range; None when ``b`` may be <= 0."""
-    if b[0] <= 0:
-        return None
-    c = (a[0] // b[0], a[0] // b[1], a[1] // b[0], a[1] // b[1])
-    return (min(c), max(c))
-
-
-def floormod(a: Interval, b: Interval) -> Interval | None:
-    if b[0] <= 0:
-        return None
-    if b[0] == b[1] and 0 <= a[0] and a[1] < b[0]:
-        return a
-    return (0, b[1] - 1)
+    """Values in both; ``a`` when they are disjoint (the code there never runs)."""
+    return interval.intersect(a, b) or a
 
 
 def nonneg(a: Interval | None) -> bool:
     return a is not None and a[0] >= 0
 
 
-__all__ = ["dtype_range", "fits", "intersect", "union", "add", "sub", "mul", "floordiv", "floormod"]
+__all__ = ["Interval", "dtype_range", "fits", "intersect", "union", "add", "sub", "mul", "floordiv", "floormod",
+           "minimum", "maximum", "nonneg"]

@@ -635,7 +635,7 @@ class Compiler:
         b, biv = self.expr(e.b)
         if is_float(e.dtype):
             return f"_rt.fmin({a}, {b})", None
-        iv = (min(aiv[0], biv[0]), min(aiv[1], biv[1])) if aiv and biv else None
+        iv = B.minimum(aiv, biv) if aiv and biv else None
         return f"min({a}, {b})", iv
 
     def e_Max(self, e):
@@ -643,7 +643,7 @@ class Compiler:
         b, biv = self.expr(e.b)
         if is_float(e.dtype):
             return f"_rt.fmax({a}, {b})", None
-        iv = (max(aiv[0], biv[0]), max(aiv[1], biv[1])) if aiv and biv else None
+        iv = B.maximum(aiv, biv) if aiv and biv else None
         return f"max({a}, {b})", iv
 
     def _cmp(self, e, op):
