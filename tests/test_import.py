@@ -39,3 +39,12 @@ def test_every_public_name_resolves():
         "print('\\n'.join(bad))"
     )
     assert out == "", f"names listed by dir(workbench) that fail:\n{out}"
+
+
+def test_every_schedule_error_is_public():
+    import workbench as wb
+    from workbench.schedule import errors
+
+    for name in errors.__all__:
+        assert getattr(wb, name) is getattr(errors, name)
+        assert issubclass(getattr(wb, name), wb.ScheduleError)

@@ -54,6 +54,16 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
+#: every ScheduleError subclass is public as ``wb.<Name>`` (``wb.DependenceError``, ...)
+_SCHEDULE_ERRORS = (
+    "ScheduleArgumentError", "BlockNotFoundError", "InvalidHandleError", "NotAChainError", "ReductionLoopError",
+    "NonAffineBindingError", "DependenceError", "ComputeLocationError", "InlineError", "RegionCoverError",
+    "AccessRegionError", "DataMovementError", "NotEinsumError", "NotPaddingError", "LoopPositionError",
+    "RollingBufferError", "TensorizeMismatchError", "TensorizeLayoutError",
+)
+_LAZY.update({n: ("workbench.schedule.errors", n) for n in _SCHEDULE_ERRORS})
+
+
 def __getattr__(name: str):
     target = _LAZY.get(name)
     if target is None:

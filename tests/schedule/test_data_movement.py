@@ -466,3 +466,20 @@ def test_read_at_copies_what_a_block_reads_beyond_its_declared_region():
     copy = sch.read_at(i, sch.get_block("B"), 0, "local")
     assert _extents(sch, copy) == [8, 2]
     check_numeric(sch.func, lambda a: a[:8] + a[1:], [(9,)], (8,))
+
+
+def test_an_explicit_region_survives_region_inference():
+    from workbench.ir.arith import infer_block_access_regions
+
+    sch = wb.Schedule(_halves())
+    b = sch.get_block("B")
+    sch.annotate_buffer_access(b, 0, "read", lambda vi: ((0, 8),))
+    blk = sch.get(b)
+    reads, _ = infer_block_access_regions(blk)      # what every primitive does after changing a body
+    assert str(reads[0]) == "A[0:8]"
+    plain = blk.replace(annotations={})
+    assert str(infer_block_access_regions(plain)[0][0]) == "A[v_i * 2:v_i * 2 + 2]"
+    (i,) = sch.get_loops(b)
+    sch.split(i, factors=[None, 2])
+    assert str(sch.get(b).reads[0]) == "A[0:8]"
+    check_numeric(sch.func, lambda a: a[0::2] + a[1::2], [(8,)], (4,))

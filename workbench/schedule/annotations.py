@@ -11,16 +11,12 @@ from ..ir.expr import Range, convert
 from ..ir.functor import uses_var
 from ..ir.node import FrozenDict
 from ..ir.stmt import THREAD_TAGS, Block, BlockRealize, BufferRegion, ForKind, IterType
-from .errors import ReductionLoopError, ScheduleArgumentError, ScheduleError
+from .errors import ReductionLoopError, ScheduleArgumentError, ScheduleError, AccessRegionError
 from .loop_legality import check_iterations_independent
 from .state import Outcome
 from .trace import BlockRV, IndexMapText, LoopRV
 from .tree import all_realizes, rebuild, replace_many
 from .primitive import primitive
-
-
-class AccessRegionError(ScheduleError):
-    """An explicit access region that does not cover what the block accesses, or reaches outside the buffer."""
 
 
 def _check_spatial(sch, loop: LoopRV, what: str):

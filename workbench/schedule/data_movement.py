@@ -32,7 +32,7 @@ from ..ir.stmt import (
 )
 from ..ir.structural import structural_equal
 from .caching import _buf_name, _check_scope, _region_buffer
-from .errors import DependenceError, ScheduleArgumentError
+from .errors import DependenceError, ScheduleArgumentError, DataMovementError
 from .legality import refresh_regions
 from .lookup import accessed
 from .loops import loop_names
@@ -40,10 +40,6 @@ from .primitive import primitive
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import fresh_name, replace_many, stmt_children
-
-
-class DataMovementError(DependenceError):
-    """read_at / write_at cannot show that the copy keeps the program's results."""
 
 
 # looking around a loop ---------------------------------------------------------------------------

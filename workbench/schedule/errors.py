@@ -131,8 +131,43 @@ class RegionCoverError(DependenceError):
     """Producers no longer cover the region their consumers read."""
 
 
+class AccessRegionError(ScheduleError):
+    """An explicit access region that does not cover what the block accesses, or reaches outside the buffer."""
+
+
+class DataMovementError(DependenceError):
+    """read_at / write_at cannot show that the copy keeps the program's results."""
+
+
+class NotEinsumError(ScheduleError):
+    """pad_einsum on a block that is not einsum-like (a buffer indexed by more than plain iteration variables,
+    an in-place update, several stores), or whose padded iterations would change its result."""
+
+
+class NotPaddingError(ScheduleError):
+    """decompose_padding on a block that does not write ``if_then_else(in_bounds, value, constant)``
+    over a box of its iteration domain."""
+
+
+class LoopPositionError(ScheduleArgumentError):
+    """decompose_padding at a loop that is not above the block."""
+
+
+class RollingBufferError(ScheduleError):
+    """The buffer, its producer or its consumers do not have the sliding-window pattern rolling_buffer needs."""
+
+
+class TensorizeMismatchError(ScheduleError):
+    """The block does not compute what the tensor intrinsic's description computes."""
+
+
+class TensorizeLayoutError(TensorizeMismatchError):
+    """The block computes the right thing, but a region is not laid out as the implementation needs."""
+
+
 __all__ = [
     "ScheduleError", "ScheduleArgumentError", "BlockNotFoundError", "InvalidHandleError", "NotAChainError",
     "ReductionLoopError", "NonAffineBindingError", "DependenceError", "ComputeLocationError", "InlineError",
-    "RegionCoverError",
+    "RegionCoverError", "AccessRegionError", "DataMovementError", "NotEinsumError", "NotPaddingError",
+    "LoopPositionError", "RollingBufferError", "TensorizeMismatchError", "TensorizeLayoutError",
 ]

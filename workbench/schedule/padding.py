@@ -21,27 +21,13 @@ from ..ir.expr import (EQ, GE, GT, LE, LT, Add, BufferLoad, Call, Cast, Div, Flo
                        IntImm, Mod, Mul, PrimExpr, Range, Sub, Var, as_int, if_then_else, logical_and)
 from ..ir.functor import Mutator, post_order_visit, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, IterVar, SeqStmt, seq
-from .errors import DependenceError, ScheduleArgumentError, ScheduleError
+from .errors import DependenceError, ScheduleArgumentError, ScheduleError, NotEinsumError, NotPaddingError, LoopPositionError
 from .legality import buffer_users, refresh_regions
 from .loops import loop_names
 from .primitive import primitive
 from .reduction import conjuncts, match_reduction
 from .state import Outcome
 from .tree import Index, all_realizes, fresh_name, replace_in_stmt, replace_many
-
-
-class NotEinsumError(ScheduleError):
-    """pad_einsum on a block that is not einsum-like (a buffer indexed by more than plain iteration variables,
-    an in-place update, several stores), or whose padded iterations would change its result."""
-
-
-class NotPaddingError(ScheduleError):
-    """decompose_padding on a block that does not write ``if_then_else(in_bounds, value, constant)``
-    over a box of its iteration domain."""
-
-
-class LoopPositionError(ScheduleArgumentError):
-    """decompose_padding at a loop that is not above the block."""
 
 
 # pad_einsum -------------------------------------------------------------------------------------------------------

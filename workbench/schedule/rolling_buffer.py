@@ -30,15 +30,11 @@ from .data_movement import (
     regions_of,
     relaxed_region,
 )
-from .errors import ScheduleError
+from .errors import ScheduleError, RollingBufferError
 from .legality import allocating_block, buffer_users, loops_between
 from .primitive import primitive
 from .state import Outcome
 from .trace import BlockRV
-
-
-class RollingBufferError(ScheduleError):
-    """The buffer, its producer or its consumers do not have the sliding-window pattern rolling_buffer needs."""
 
 
 def _fail(blk_name: str, buf: Buffer, reason: str, node, detail: str = "") -> RollingBufferError:

@@ -18,21 +18,13 @@ from ..ir.expr import IntImm, Range, Var, as_int
 from ..ir.functor import collect_vars, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferRegion, BufferStore, MatchBufferRegion
 from ..ir.structural import structural_equal
-from .errors import ScheduleError
+from .errors import ScheduleError, TensorizeMismatchError, TensorizeLayoutError
 from .state import Outcome
 from .tensor_intrin.describe import describe_block, innermost
 from .tensor_intrin.registry import TensorIntrin, get_tensor_intrin
 from .trace import BlockRV, LoopRV
 from .tree import rebuild
 from .primitive import primitive
-
-
-class TensorizeMismatchError(ScheduleError):
-    """The block does not compute what the tensor intrinsic's description computes."""
-
-
-class TensorizeLayoutError(TensorizeMismatchError):
-    """The block computes the right thing, but a region is not laid out as the implementation needs."""
 
 
 class _Mismatch(Exception):

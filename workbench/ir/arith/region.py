@@ -290,7 +290,32 @@ def infer_block_access_regions(block: Block) -> tuple[tuple[BufferRegion, ...], 
     if block.init is not None:
         det.visit(block.init)
     det.visit(block.body)
-    return det.regions(det.reads), det.regions(det.writes)
+    reads, writes = det.regions(det.reads), det.regions(det.writes)
+    return (_keep_explicit(block, "read", block.reads, reads, an),
+            _keep_explicit(block, "write", block.writes, writes, an))
+
+
+def _keep_explicit(block: Block, kind: str, declared, inferred, an: Analyzer) -> tuple:
+    """Regions a user declared with ``annotate_buffer_access`` (block annotation
+    ``explicit_<kind>_region``: indices into the declared regions) survive re-inference, widened
+    to cover what the body now accesses if it changed since."""
+    indices = block.annotations.get(f"explicit_{kind}_region") if block.annotations else None
+    if not indices:
+        return inferred
+    keep = {id(declared[k].buffer): declared[k] for k in indices if 0 <= k < len(declared)}
+    out = []
+    for br in inferred:
+        ex = keep.get(id(br.buffer))
+        if ex is None or len(ex.region) != len(br.region):
+            out.append(br)
+            continue
+        rng = []
+        for a, b in zip(ex.region, br.region):
+            lo = an.simplify(Min(a.min, b.min))
+            end = an.simplify(Max(Add(a.min, a.extent), Add(b.min, b.extent)))
+            rng.append(Range(lo, an.simplify(Sub(end, lo))))
+        out.append(BufferRegion(br.buffer, tuple(rng)))
+    return tuple(out)
 
 
 __all__ = ["region_of_access", "infer_block_access_regions"]
