@@ -3,9 +3,14 @@
 Run: .venv/bin/python benchmarks/fuzz_schedules.py --sequences 500 --seed 1 --workers 2 --out fuzz-failures.jsonl
 
 Each sequence (seed ``S * 1_000_000 + k``) picks a program (the te operator corpus plus a few
-programs of symbolic size) and applies 1..8 random schedule primitives with random arguments
-(non-dividing and overshooting splits, caches, compute_at at random loops, rfactor, layouts,
-tensorize with the teaching intrinsic, ...). For each primitive:
+programs of symbolic size and a few small ones aimed at particular primitives) and applies 1..8
+random schedule primitives with random arguments (non-dividing and overshooting splits, caches,
+compute_at at random loops, rfactor, layouts, tensorize with the teaching intrinsic, merge of
+sibling nests, pad_einsum, decompose_padding of if_then_else blocks, sampled tiles used by a
+split, ...). Every registered primitive except the look-ups is drawn (``PRIMITIVES`` comes from
+the registry); one without its own generator gets arguments from its signature
+(``SequenceGenerator.generic``). ``unsafe_set_dtype`` to a narrower dtype (float16, int32) changes
+the values by design: such a sequence is checked for everything but the values. For each primitive:
 
 * a ``ScheduleError`` is a refusal: the schedule must be exactly as before (``sch.func is before``,
   same history and trace length) and the sequence goes on;

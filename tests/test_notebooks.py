@@ -12,7 +12,6 @@ builds and timings).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

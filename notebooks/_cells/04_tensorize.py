@@ -23,6 +23,7 @@ import os
 import time
 
 import numpy as np
+from IPython.display import display
 
 import workbench as wb
 from workbench import te

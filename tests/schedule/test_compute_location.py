@@ -1,12 +1,11 @@
 """compute_at, reverse_compute_at, compute_inline, reverse_compute_inline; course exercise (a)."""
 import numpy as np
-import pytest
 
 import workbench as wb
 from workbench.schedule import ComputeLocationError, DependenceError, InlineError
 
 from .programs import mm_relu, mm_relu16, mm_relu_ref, two_stage, two_stage_ref
-from .util import assert_program, check_llvm, check_numeric, refused, run
+from .util import assert_program, check_llvm, check_numeric, refused
 
 
 @wb.prim_func

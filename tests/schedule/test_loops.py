@@ -1,5 +1,4 @@
 """split, fuse, reorder, add_unit_loop: before/after programs, numbers against numpy, refused requests."""
-import numpy as np
 import pytest
 
 import workbench as wb

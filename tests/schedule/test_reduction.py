@@ -1,9 +1,8 @@
 """decompose_reduction and rfactor."""
-import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.schedule import ScheduleArgumentError, ScheduleError
+from workbench.schedule import ScheduleArgumentError
 
 from .programs import matmul, two_stage
 from .util import assert_program, check_llvm, check_numeric, refused

@@ -1,6 +1,5 @@
 """sample_perfect_tile, sample_categorical, sample_compute_location: seeded, recorded, replaceable."""
 import numpy as np
-import pytest
 
 import workbench as wb
 from workbench.schedule import ScheduleArgumentError

@@ -2,10 +2,9 @@
 import pytest
 
 import workbench as wb
-from workbench.ir.structural import structural_equal
-from workbench.schedule import BlockRV, InvalidHandleError, LoopRV, ScheduleArgumentError, ScheduleError
+from workbench.schedule import InvalidHandleError, ScheduleArgumentError, ScheduleError
 
-from .programs import matmul, mm_relu16, mm_relu_ref, two_stage, two_stage_ref
+from .programs import matmul, mm_relu16, mm_relu_ref, two_stage
 from .util import check_numeric, refused
 
 

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from workbench.ir import (
-    Block, BlockRealize, Buffer, BufferRegion, BufferStore, For, IRModule, IterVar, PrimFunc, Range,
-    SeqStmt, Var,
+    Block, BlockRealize, Buffer, BufferRegion, BufferStore, For, IRModule, IterVar, PrimFunc, SeqStmt, Var,
 )
-from workbench.ir.expr import FloatImm, IntImm, max_
+from workbench.ir.expr import FloatImm, max_
 
 
 def _root(body, allocs=()):

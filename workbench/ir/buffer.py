@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .dtype import DTypeError, normalize_dtype
-from .expr import BufferLoad, IntImm, PrimExpr, Range, Var, convert, convert_index, mul
+from .expr import BufferLoad, IntImm, PrimExpr, Range, convert, convert_index, mul
 from .node import Node, node, set_field
 
 SCOPES = ("global", "shared", "shared.dyn", "local", "warp", "wmma.matrix_a", "wmma.matrix_b",

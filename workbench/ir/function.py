@@ -1,7 +1,7 @@
 """Functions and modules: ``PrimFunc`` (a tensor program) and ``IRModule``."""
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Iterator
 
 from .buffer import Buffer
 from .expr import Var

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from .buffer import Buffer
-from .expr import PrimExpr, Var
+from .expr import Var
 from .node import FrozenDict, Node
 
 

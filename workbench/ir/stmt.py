@@ -8,10 +8,9 @@ loop nest by binding its iteration variables to expressions of the loops.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Sequence
 
 from .buffer import Buffer
-from .dtype import DTypeError, is_bool, normalize_dtype
+from .dtype import DTypeError, is_bool
 from .expr import IntImm, PrimExpr, Range, Var, convert, convert_index
 from .node import FrozenDict, Node, freeze_dict, node, set_field
 
@@ -139,7 +138,7 @@ class BufferStore(Stmt):
             raise IndexError(f"buffer {self.buffer.name} has {len(self.buffer.shape)} dimension(s) "
                              f"but is indexed with {len(idx)}")
         set_field(self, "indices", idx)
-        from .dtype import element_of, lanes_of, with_lanes
+        from .dtype import lanes_of, with_lanes
 
         lanes = max((lanes_of(i.dtype) for i in idx), default=1)
         want = with_lanes(self.buffer.dtype, lanes)

@@ -11,7 +11,7 @@ from ..ir.expr import Range, convert
 from ..ir.functor import uses_var
 from ..ir.node import FrozenDict
 from ..ir.stmt import THREAD_TAGS, Block, BlockRealize, BufferRegion, ForKind, IterType
-from .errors import ReductionLoopError, ScheduleArgumentError, ScheduleError, AccessRegionError
+from .errors import ReductionLoopError, ScheduleArgumentError, AccessRegionError
 from .loop_legality import check_iterations_independent
 from .state import Outcome
 from .trace import BlockRV, IndexMapText, LoopRV

@@ -32,7 +32,7 @@ from ..ir.stmt import (
 )
 from ..ir.structural import structural_equal
 from .caching import _buf_name, _check_scope, _region_buffer
-from .errors import DependenceError, ScheduleArgumentError, DataMovementError
+from .errors import ScheduleArgumentError, DataMovementError
 from .legality import refresh_regions
 from .lookup import accessed
 from .loops import loop_names

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 
-from ..ir.stmt import BlockRealize, For
+from ..ir.stmt import BlockRealize
 from .errors import BlockNotFoundError, ScheduleArgumentError
 from .state import Outcome
 from .trace import BlockRV, LoopRV

@@ -21,7 +21,7 @@ from ..ir.expr import (EQ, GE, GT, LE, LT, Add, BufferLoad, Call, Cast, Div, Flo
                        IntImm, Mod, Mul, PrimExpr, Range, Sub, Var, as_int, if_then_else, logical_and)
 from ..ir.functor import Mutator, post_order_visit, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, IterVar, SeqStmt, seq
-from .errors import DependenceError, ScheduleArgumentError, ScheduleError, NotEinsumError, NotPaddingError, LoopPositionError
+from .errors import DependenceError, ScheduleArgumentError, NotEinsumError, NotPaddingError, LoopPositionError
 from .legality import buffer_users, refresh_regions
 from .loops import loop_names
 from .primitive import primitive

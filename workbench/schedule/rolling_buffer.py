@@ -30,7 +30,7 @@ from .data_movement import (
     regions_of,
     relaxed_region,
 )
-from .errors import ScheduleError, RollingBufferError
+from .errors import RollingBufferError
 from .legality import allocating_block, buffer_users, loops_between
 from .primitive import primitive
 from .state import Outcome

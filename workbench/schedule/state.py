@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from ..ir.function import IRModule, PrimFunc
-from ..ir.stmt import Block, BlockRealize, For
-from .errors import BlockNotFoundError, InvalidHandleError, ScheduleArgumentError, ScheduleError
+from ..ir.stmt import BlockRealize, For
+from .errors import InvalidHandleError, ScheduleArgumentError, ScheduleError
 from .trace import BlockRV, ExprRV, Instruction, LoopRV, RV, Trace
 from .tree import Index
 

@@ -18,7 +18,7 @@ from ..ir.expr import IntImm, Range, Var, as_int
 from ..ir.functor import collect_vars, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferRegion, BufferStore, MatchBufferRegion
 from ..ir.structural import structural_equal
-from .errors import ScheduleError, TensorizeMismatchError, TensorizeLayoutError
+from .errors import TensorizeMismatchError, TensorizeLayoutError
 from .state import Outcome
 from .tensor_intrin.describe import describe_block, innermost
 from .tensor_intrin.registry import TensorIntrin, get_tensor_intrin

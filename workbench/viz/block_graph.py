@@ -18,7 +18,6 @@ click on it can select the block in the loop-nest view.
 """
 from __future__ import annotations
 
-from typing import Any
 
 from ..ir.function import IRModule, PrimFunc
 from ..ir.stmt import Block, BufferStore

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ir.expr import IntImm, PrimExpr, Range, add
+from ..ir.expr import IntImm, Range, add
 from ..ir.function import PrimFunc
 from ..ir.stmt import (
     Allocate,

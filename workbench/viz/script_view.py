@@ -15,7 +15,7 @@ import html
 
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
-from pygments.token import STANDARD_TYPES, Token
+from pygments.token import STANDARD_TYPES
 
 _STYLE = "default"
 

@@ -14,7 +14,6 @@ round-to-nearest-even, after each operation) and stored as ``i16``.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 import llvmlite.ir as ir
@@ -615,7 +614,6 @@ class _FuncGen:
         n = v.type.count if isinstance(v.type, ir.VectorType) else 1
         b = self.b
         bits = self._bf16_bits(v, n)
-        i32 = I32 if n == 1 else ir.VectorType(I32, n)
         return b.bitcast(b.shl(bits, self._splat(ir.Constant(I32, 16), n)), v.type)
 
     def load(self, buf, index: E.PrimExpr, dtype: str):

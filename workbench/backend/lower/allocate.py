@@ -10,7 +10,7 @@ the lowered script shows it.
 """
 from __future__ import annotations
 
-from ...ir.dtype import bits_of, lanes_of
+from ...ir.dtype import bits_of
 from ...ir.expr import as_int
 from ...ir.function import PrimFunc
 from ...ir.functor import Mutator

@@ -19,8 +19,8 @@ import math
 from typing import TYPE_CHECKING
 
 from ..dtype import is_bool, is_float, is_int, is_integer, lanes_of, max_value, min_value, to_numpy
-from ..expr import (EQ, GE, GT, LE, LT, NE, Add, And, Broadcast, BufferLoad, Call, Cast, CmpOp, Div, FloatImm,
-                    FloorDiv, FloorMod, IntImm, Let, Max, Min, Mod, Mul, Not, Or, PrimExpr, Ramp, Select,
+from ..expr import (EQ, GE, GT, LE, LT, NE, Add, And, BufferLoad, Call, Cast, CmpOp, Div, FloatImm,
+                    FloorDiv, FloorMod, IntImm, Let, Max, Min, Mod, Mul, Not, Or, PrimExpr, Select,
                     StringImm, Sub, Var, _fold_float)
 from ..node import Node
 

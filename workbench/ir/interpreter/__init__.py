@@ -44,7 +44,7 @@ import weakref
 
 import numpy as np
 
-from .codegen import CompileError, CompiledFunc, compile_func, signature_vars
+from .codegen import CompileError, CompiledFunc, compile_func
 from .runtime import InterpreterError
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -64,7 +64,6 @@ def _text(e, names: dict) -> str:
 def describe_store(store: BufferStore, names: dict | None = None) -> tuple[str, str]:
     """``("C[i] += A[k] * B[i, k]", "int32 accumulation of uint8 * int8")`` for a store."""
     names = names or {}
-    from ...ir.stmt import BufferStore as BS
 
     lhs = _text(E.BufferLoad(store.buffer, store.indices), names)
     v = store.value

@@ -22,7 +22,7 @@ refuses an intrinsic whose features the target lacks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 from ...ir.function import PrimFunc
