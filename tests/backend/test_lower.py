@@ -216,3 +216,31 @@ def test_low_precision_matmul_within_tolerance(dt, tol, rng):
     c = np.zeros((n, n), npdt)
     f(a, b, c)
     np.testing.assert_allclose(c.astype("float32"), a.astype("float32") @ b.astype("float32"), rtol=tol, atol=tol)
+
+
+def test_a_forked_process_runs_parallel_loops():
+    """After fork the thread pool is started afresh (multiprocessing forks on Linux by default)."""
+    import multiprocessing
+
+    import numpy as np
+
+    import workbench as wb
+    from workbench import te
+
+    A = te.placeholder((4096,), "float32", name="A")
+    B = te.compute((4096,), lambda i: A[i] * 2.0, name="B")
+    sch = wb.Schedule(wb.create_prim_func([A, B]))
+    (i,) = sch.get_loops(sch.get_block("B"))
+    io, ii = sch.split(i, factors=[8, None])
+    sch.parallel(io)
+    f = wb.build(sch.mod)
+    a, b = np.arange(4096, dtype="float32"), np.zeros(4096, "float32")
+    f(a, b)                                     # the pool exists in this process now
+    ctx = multiprocessing.get_context("fork")
+    p = ctx.Process(target=f, args=(a, b))
+    p.start()
+    p.join(60)
+    alive = p.is_alive()
+    if alive:
+        p.kill()
+    assert not alive and p.exitcode == 0, "a forked child hung (or died) running a parallel loop"

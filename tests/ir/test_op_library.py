@@ -216,3 +216,15 @@ def test_transpose_then_reshape_matches_numpy(shape, axes, newshape):
     out = np.full(want.shape, np.nan, "float32")
     _evaluate(f, a, out)
     np.testing.assert_array_equal(out, want)
+
+
+def test_equal_symbolic_dimensions_built_twice_broadcast():
+    import workbench as wb
+    from workbench import te
+    from workbench.ir import op_library
+
+    n = wb.var("n")
+    a = te.placeholder((n * 4,), "float32", name="a")
+    b = te.placeholder((n * 4,), "float32", name="b")
+    c = op_library.transform.add(a, b)       # two separately built n * 4 are the same size
+    assert len(c.shape) == 1

@@ -123,3 +123,18 @@ def test_history_steps_say_what_they_did():
     sch.split(i, factors=[None, 4])
     sch.parallel(sch.get_loops(sch.get_block("C"))[0])
     assert [s.text for s in sch.history[1:]] == ["l4, l5 = sch.split(l1, factors=[None, 4])", "sch.parallel(l7)"]
+
+
+def test_scheduling_one_function_of_a_module_keeps_the_others():
+    from workbench import te
+
+    A = te.placeholder((8,), "float32", name="A")
+    f = wb.create_prim_func([A, te.compute((8,), lambda i: A[i] * 2.0, name="B")]).with_attr("global_symbol", "f")
+    g = wb.create_prim_func([A, te.compute((8,), lambda i: A[i] + 1.0, name="C")]).with_attr("global_symbol", "g")
+    mod = wb.IRModule({"f": f, "g": g})
+    sch = wb.Schedule(mod, func_name="g")
+    (i,) = sch.get_loops(sch.get_block("C"))
+    sch.split(i, factors=[None, 4])
+    assert sorted(sch.mod.functions) == ["f", "g"]
+    assert sch.mod["f"] is f and sch.mod["g"] is sch.func
+    assert sorted(sch.fork().mod.functions) == ["f", "g"]

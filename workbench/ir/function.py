@@ -69,7 +69,16 @@ class PrimFunc(Node):
 
 @node
 class IRModule(Node):
-    """A set of named functions: tensor programs and (later) graph functions."""
+    """A set of named functions: tensor programs (``PrimFunc``) and graph functions
+    (``workbench.ir.graph.Function``), printed and parsed together.
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((4,), name="A")
+    >>> mod = IRModule({"double": te.create_prim_func([A, te.compute((4,), lambda i: A[i] * 2.0)], "double")})
+    >>> list(mod.prim_funcs), list(mod.graph_functions)
+    (['double'], [])
+    """
 
     functions: FrozenDict
     attrs: FrozenDict = None  # type: ignore[assignment]
@@ -116,7 +125,21 @@ class IRModule(Node):
         fns.pop(name)
         return self.replace(functions=FrozenDict(fns))
 
+    @property
+    def prim_funcs(self) -> dict:
+        """The tensor programs, by name."""
+        return {k: f for k, f in self.functions.items() if isinstance(f, PrimFunc)}
+
+    @property
+    def graph_functions(self) -> dict:
+        """The graph functions, by name."""
+        from .graph.expr import Function
+
+        return {k: f for k, f in self.functions.items() if isinstance(f, Function)}
+
     def _repr_mimebundle_(self, include=None, exclude=None):
+        if self.graph_functions:  # the graph view comes later: the script, as text
+            return {"text/plain": self.script()}
         try:
             from ..viz import mimebundle
         except Exception:

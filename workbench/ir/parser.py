@@ -1430,18 +1430,34 @@ def parse(text: str, globals: dict | None = None) -> PrimFunc | IRModule:  # noq
     node = defs[0]
     if isinstance(node, ast.ClassDef):
         return _parse_module(node, globals, 0, None, lines)
+    if _is_graph_function(node):
+        from .graph.parser import parse_function
+
+        return parse_function(node, lines)
     return _run(_Parser(globals, 0, None, lines), node)
+
+
+def _is_graph_function(node: ast.FunctionDef) -> bool:
+    """Is ``node`` decorated ``@wb.function`` (a graph function) rather than ``@wb.prim_func``?"""
+    from .graph.parser import is_graph_decorator
+
+    return any(is_graph_decorator(d) for d in node.decorator_list)
 
 
 def _parse_module(node: ast.ClassDef, globals_, offset, filename, lines) -> IRModule:
     fns = {}
+    names = {item.name for item in node.body if isinstance(item, ast.FunctionDef)}
     for item in node.body:
-        if isinstance(item, ast.FunctionDef):
+        if isinstance(item, ast.FunctionDef) and _is_graph_function(item):
+            from .graph.parser import parse_function
+
+            fns[item.name] = parse_function(item, lines, offset, filename, node.name, names, item.name)
+        elif isinstance(item, ast.FunctionDef):
             fns[item.name] = _run(_Parser(globals_, offset, filename, lines), item, item.name)
         elif isinstance(item, ast.Pass) or (isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant)):
             continue
         else:
-            raise ScriptError("a script module holds only @wb.prim_func methods",
+            raise ScriptError("a script module holds only @wb.prim_func and @wb.function methods",
                               item.lineno + offset, None, filename)
     return IRModule(fns)
 
@@ -1520,12 +1536,14 @@ def ir_module(cls):
     >>> list(Module)
     ['main']
     """
+    from .graph.parser import PendingFunction
+
+    members = {name: value for name, value in vars(cls).items() if isinstance(value, (PrimFunc, PendingFunction))}
+    if not members:
+        raise ScriptError(f"@wb.ir_module class {cls.__name__} has no @wb.prim_func or @wb.function methods")
     fns = {}
-    for name, value in vars(cls).items():
-        if isinstance(value, PrimFunc):
-            fns[name] = value
-    if not fns:
-        raise ScriptError(f"@wb.ir_module class {cls.__name__} has no @wb.prim_func methods")
+    for name, value in members.items():
+        fns[name] = value.parse(cls.__name__, set(members)) if isinstance(value, PendingFunction) else value
     return IRModule(fns)
 
 

@@ -232,6 +232,12 @@ class Printer:
 
     # dispatch -------------------------------------------------------------
     def print_node(self, node: Any) -> str:
+        from .graph.printer import is_graph_node
+
+        if is_graph_node(node):
+            from .graph.printer import print_graph
+
+            return print_graph(node)
         if isinstance(node, PrimExpr):
             return self.expr(node)
         if isinstance(node, PrimFunc):
@@ -687,6 +693,10 @@ class Printer:
             first = False
             if isinstance(fn, PrimFunc):
                 lines = Printer().func_lines(fn, name)
+            elif _is_graph_function(fn):
+                from .graph.printer import GraphPrinter
+
+                lines = GraphPrinter().function_lines(fn, name)
             elif hasattr(fn, "script"):
                 lines = fn.script().splitlines()
             else:
@@ -695,6 +705,12 @@ class Printer:
         if first:
             out.append(INDENT + "pass")
         return out
+
+
+def _is_graph_function(fn) -> bool:
+    from .graph.expr import Function
+
+    return isinstance(fn, Function)
 
 
 def _wrap_params(start: str, params: list[str], end: str, width: int = 100) -> list[str]:

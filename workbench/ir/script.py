@@ -289,6 +289,92 @@ def ir_module(cls):
     return _im(cls)
 
 
+def function(fn=None, *, private: bool = False):
+    """``@wb.function``: a graph function (see ``workbench.ir.graph.parser``); inside a ``@wb.ir_module``
+    class it is parsed when the module is made, so ``Module.<name>`` refers to its siblings."""
+    from .graph.parser import function as _f
+
+    return _f(fn, private=private)
+
+
+# graph functions: types and values work as plain Python too (workbench.ir.graph.script)
+def Tensor(shape=None, dtype: str = "float32"):  # noqa: N802 - the script spelling
+    """``wb.Tensor(("n", 784), "float32")``: a graph tensor type; string dimensions are size variables."""
+    from .graph.script import Tensor as _t
+
+    return _t(shape, dtype)
+
+
+def Tuple(*fields):  # noqa: N802 - the script spelling
+    """``wb.Tuple(wb.Tensor(...), ...)``: a graph tuple type."""
+    from .graph.script import Tuple as _t
+
+    return _t(*fields)
+
+
+def call_tir(func, args, out):
+    """``wb.call_tir(Module.f, (x, w), out=wb.Tensor(...))``: a tensor program called in destination-passing style."""
+    from .graph.script import call_tir as _c
+
+    return _c(func, args, out)
+
+
+def call_dps_library(name: str, args, out):
+    """``wb.call_dps_library("numpy.matmul", (a, b), out=wb.Tensor(...))``: an external routine, destination-passing."""
+    from .graph.script import call_dps_library as _c
+
+    return _c(name, args, out)
+
+
+def const(value, dtype: str | None = None):
+    """``wb.const([1.0, 2.0], "float32")``: a graph constant."""
+    from .graph.script import const as _c
+
+    return _c(value, dtype)
+
+
+def meta(key: str, shape=None, dtype: str | None = None):
+    """``wb.meta(key, shape, dtype)``: a large graph constant printed by reference."""
+    from .graph.script import meta as _m
+
+    return _m(key, shape, dtype)
+
+
+class _LazyOp:
+    """``wb.op.<name>(*args, **attrs)``: a call of a registered graph op."""
+
+    def __getattr__(self, name: str):
+        from .graph.script import op as _op
+
+        return getattr(_op, name)
+
+    def __dir__(self):
+        from .graph.script import op as _op
+
+        return dir(_op)
+
+    def __repr__(self) -> str:
+        return "wb.op"
+
+
+op = _LazyOp()
+
+
+def _graph_only(name: str, builder: str):
+    def fn(*args, **kwargs):
+        raise ScriptOnlyError(f"wb.{name} only has a meaning inside a @wb.function graph function (the parser "
+                              f"reads it from the source); when building in Python use {builder}")
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Script-form construct ``wb.{name}``; only meaningful inside ``@wb.function``."
+    return fn
+
+
+dataflow = _graph_only("dataflow", "`with bb.dataflow():` of a wb.BlockBuilder")
+output = _graph_only("output", "bb.emit_output(value) of a wb.BlockBuilder")
+match_cast = _graph_only("match_cast", "bb.match_cast(value, type) of a wb.BlockBuilder")
+
+
 def parse(text: str, globals: dict | None = None):  # noqa: A002
     """``wb.parse(text)``: read script-form text back into a ``PrimFunc`` or ``IRModule``."""
     from .parser import parse as _p
@@ -302,6 +388,8 @@ __all__ = [
     "grid", "serial", "parallel", "vectorized", "unroll", "thread_binding", "axis", "block", "init", "where",
     "reads", "writes", "block_attr", "func_attr", "alloc_buffer", "match_buffer", "let", "evaluate",
     "allocate", "assert_", "prim_func", "ir_module", "parse", "LoopMarker", "ScriptOnlyError",
+    "function", "Tensor", "Tuple", "call_tir", "call_dps_library", "const", "meta", "op", "dataflow", "output",
+    "match_cast",
 ]
 
 

@@ -18,12 +18,29 @@ import hashlib
 import math
 from typing import Any
 
+import numpy as np
+
 from .buffer import Buffer
 from .expr import Var
+from .function import PrimFunc
+from .graph.expr import DataflowVar as _GraphDataflowVar, Function as _GraphFunction, Var as _GraphVar
 from .node import Node
 
 #: fields that are names, ignored by equality (a renaming is not a change)
-_NAME_FIELDS = {Var: ("name",), Buffer: ("name",)}
+_NAME_FIELDS = {Var: ("name",), Buffer: ("name",), _GraphVar: ("name",), _GraphDataflowVar: ("name",)}
+#: objects that are defined once and referred to (mapped one-to-one, never compared by identity)
+_BOUND = (Var, Buffer, _GraphVar)
+#: functions are closed: each is compared (and hashed) with its own variable mapping, so two functions
+#: sharing a size variable object compare like two that do not
+_FUNCTIONS = (PrimFunc, _GraphFunction)
+
+
+def _arrays_equal(a, b) -> bool:
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return False
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 class _Equal:
@@ -50,12 +67,21 @@ class _Equal:
         return self.fail(a, b, "refer to different variables or buffers")
 
     def eq(self, a, b) -> bool:
-        if a is b and not isinstance(a, (Var, Buffer)):
+        if a is b and not isinstance(a, _BOUND):
             return True
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return True if _arrays_equal(a, b) else self.fail(a, b, "different arrays")
         if isinstance(a, Node) or isinstance(b, Node):
             if type(a) is not type(b):
                 return self.fail(a, b, f"{type(a).__name__} vs {type(b).__name__}")
-            if isinstance(a, (Var, Buffer)):
+            if isinstance(a, _FUNCTIONS):
+                saved = self.fwd, self.bwd
+                self.fwd, self.bwd = {}, {}
+                try:
+                    return self.fields(a, b, ())
+                finally:
+                    self.fwd, self.bwd = saved
+            if isinstance(a, _BOUND):
                 r = self.bind(a, b)
                 if r is not None:
                     return r
@@ -168,7 +194,18 @@ class _Hasher:
         self.h.update(b"\x00")
 
     def walk(self, x) -> None:
-        if isinstance(x, (Var, Buffer)):
+        if isinstance(x, _FUNCTIONS):
+            saved, self.ids = self.ids, {}
+            self.put(type(x).__name__)
+            for name in x._fields:
+                self.walk(getattr(x, name))
+            self.ids = saved
+            return
+        if isinstance(x, np.ndarray):
+            self.put(f"array:{x.dtype.name}:{x.shape}")
+            self.h.update(np.ascontiguousarray(x).tobytes())
+            return
+        if isinstance(x, _BOUND):
             k = self.ids.get(id(x))
             if k is not None:
                 self.put(f"ref{k}")

@@ -95,9 +95,11 @@ class Schedule:
                 raise ScheduleArgumentError(
                     f"the module has {len(prims)} tensor programs ({names}); pass func_name= to choose one")
             self._name, func = prims[0]
+            self._module = func_or_module
         elif isinstance(func_or_module, PrimFunc):
             func = func_or_module
             self._name = func.name
+            self._module = None
         else:
             raise ScheduleArgumentError(
                 f"Schedule needs a PrimFunc or an IRModule, got {type(func_or_module).__name__}")
@@ -118,8 +120,13 @@ class Schedule:
 
     @property
     def mod(self) -> IRModule:
-        """The current program in an ``IRModule``."""
-        return IRModule({self._name: self.func})
+        """The current program in an ``IRModule``: the whole module the schedule was made from (its
+        other functions unchanged) with this program replaced, or a module of this program alone."""
+        if self._module is None:
+            return IRModule({self._name: self.func})
+        funcs = dict(self._module.functions)
+        funcs[self._name] = self.func
+        return self._module.replace(functions=funcs)
 
     @property
     def history(self) -> list[Step]:
@@ -150,6 +157,7 @@ class Schedule:
         """A cheap copy to explore another branch; handles of this schedule work on the copy."""
         other = object.__new__(Schedule)
         other._name = self._name
+        other._module = self._module
         other._seed = self._seed
         other._rng = random.Random()
         other._rng.setstate(self._rng.getstate())

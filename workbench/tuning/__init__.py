@@ -1,4 +1,6 @@
-"""Measurement: timing, FLOP and byte counts from the IR, the machine's peak, benchmark tables and plots.
+"""Measurement and tuning: timing (``time_function``), FLOP and byte counts from the IR, the machine's peak,
+benchmark tables and plots; the auto-tuner (``wb.tune``) with its search spaces, cost model, database and
+crash-safe runners (``workbench.tuning.measure``).
 
 ``import workbench.tuning`` is light; pandas, matplotlib, tqdm and llvmlite load on first use.
 
@@ -18,9 +20,14 @@ from .flops import count_bytes, count_flops
 _LAZY = {
     "machine_peak": (".peak", "machine_peak"),
     "MachinePeak": (".peak", "MachinePeak"),
-    "measure": (".timing", "measure"),
+    "time_function": (".timing", "measure"),
     "Timing": (".timing", "Timing"),
     "random_inputs": (".inputs", "random_inputs"),
+    "TuneResult": (".tune", "TuneResult"),
+    "RuleSpace": (".space", "RuleSpace"),
+    "ScheduleFnSpace": (".space", "ScheduleFnSpace"),
+    "Database": (".database", "Database"),
+    "CostModel": (".cost_model", "CostModel"),
 }
 
 
@@ -38,4 +45,5 @@ def __dir__():
 
 
 __all__ = ["benchmark", "BenchmarkResult", "machine_peak", "MachinePeak", "count_flops", "count_bytes",
-           "measure", "Timing", "random_inputs"]
+           "time_function", "Timing", "random_inputs",
+           "TuneResult", "RuleSpace", "ScheduleFnSpace", "Database", "CostModel"]

@@ -185,6 +185,10 @@ class _FnState:
         self.bufs: dict[int, ir.Value] = {}
         self.heap: list[ir.Value] = []
         self.err = err
+        #: id of each address computed into a buffer -> (the address, the buffer)
+        self.addresses: dict[int, tuple[ir.Value, object]] = {}
+        #: ids of the buffers whose data pointer is ``ALIGN``-aligned (the allocations)
+        self.aligned: set[int] = set()
 
 
 class ModuleCodegen:
@@ -206,6 +210,8 @@ class ModuleCodegen:
         self._decls: dict[str, ir.Function] = {}
         self._strings = 0
         self._loop_ids = 0
+        self._alias_domain: ir.MDValue | None = None
+        self._alias_scopes: dict[int, ir.MDValue] = {}
 
     # declarations ---------------------------------------------------------
     def declare(self, name: str, ret: ir.Type, args: list) -> ir.Function:
@@ -236,6 +242,23 @@ class ModuleCodegen:
         node = m.add_metadata([ir.MetaDataString(m, f"wb.loop.{self._loop_ids}"), off])
         node.operands = (node, off)  # a loop ID refers to itself, which also keeps it distinct
         return node
+
+    def alias_scope(self, buf) -> ir.MDValue:
+        """The alias scope (``!alias.scope``) of the memory of ``buf``, one per buffer of the module.
+
+        Distinct buffers never overlap: parameters because the call boundary refuses overlapping
+        arguments when either is written (``BuiltFunction._check_overlap``), allocations because
+        each is its own ``alloca`` or ``aligned_alloc``.
+        """
+        m = self.module
+        if self._alias_domain is None:
+            self._alias_domain = m.add_metadata([ir.MetaDataString(m, "wb.buffers")])
+        scope = self._alias_scopes.get(id(buf))
+        if scope is None:  # named by a string unique in the module (a domain or scope is its name)
+            name = f"wb.buffer.{len(self._alias_scopes)}.{ascii_symbol(buf.name)}"
+            scope = m.add_metadata([ir.MetaDataString(m, name), self._alias_domain])
+            self._alias_scopes[id(buf)] = scope
+        return scope
 
     def symbol(self, name: str) -> str:
         """A new ASCII symbol for ``name`` that no function of the module and no C function it may call
@@ -339,6 +362,33 @@ class _FuncGen:
             self.b.ret(ret)
         eb = ir.IRBuilder(st.entry)
         eb.branch(st.body_start)
+        self._mark_buffer_accesses()
+
+    def _mark_buffer_accesses(self) -> None:
+        """Tell LLVM that the function's buffers do not overlap: each load and store of a buffer gets
+        the buffer's scope (``!alias.scope``) and the scopes of the function's other buffers
+        (``!noalias``). Without it, a store into one buffer (an accumulator) forces every load of
+        another (a packed operand) to be redone after it, and the accumulator to stay in memory."""
+        addresses = self.st.addresses
+        bufs = {id(buf): buf for _, buf in addresses.values()}
+        if len(bufs) < 2:
+            return
+        cg = self.cg
+        scopes = {bid: cg.alias_scope(buf) for bid, buf in bufs.items()}
+        own = {bid: cg.module.add_metadata([scopes[bid]]) for bid in scopes}
+        others = {bid: cg.module.add_metadata([s for o, s in scopes.items() if o != bid]) for bid in scopes}
+        for block in self.st.fn.blocks:
+            for ins in block.instructions:
+                if isinstance(ins, ir.LoadInstr):
+                    ptr = ins.operands[0]
+                elif isinstance(ins, ir.StoreInstr):
+                    ptr = ins.operands[1]
+                else:
+                    continue
+                hit = addresses.get(id(ptr))
+                if hit is not None and hit[0] is ptr:
+                    ins.set_metadata("alias.scope", own[id(hit[1])])
+                    ins.set_metadata("noalias", others[id(hit[1])])
 
     # helpers ----------------------------------------------------------------
     def alloca(self, t: ir.Type, count=None, align=None):
@@ -452,6 +502,7 @@ class _FuncGen:
             n = E.as_int(buf.shape[0])
             p = self.alloca(ir.ArrayType(mt, max(1, n)), align=max(ALIGN, buf.align))
             self.st.bufs[id(buf)] = p
+            self.st.aligned.add(id(buf))
             self.stmt(s.body)
             return
         b = self.b
@@ -468,6 +519,7 @@ class _FuncGen:
         self.fail(2, len(self.info.messages) - 1, nbytes)
         b.position_at_end(ok_bb)
         self.st.bufs[id(buf)] = p
+        self.st.aligned.add(id(buf))
         self.st.heap.append(p)
         self.stmt(s.body)
         self.st.heap.pop()
@@ -535,6 +587,9 @@ class _FuncGen:
             inner.env[vid] = v
         for (bid, _), v in zip(cap_bufs, loaded[len(cap_vars):]):
             inner.bufs[bid] = v
+            if bid in self.st.aligned:  # an allocation: tell LLVM its alignment, known outside only
+                v.set_metadata("align", cg.module.add_metadata([ir.Constant(I64, ALIGN)]))
+                inner.aligned.add(bid)
         inner.err = loaded[-1]
         g = _FuncGen(cg, inner, self.info, pname)
         vt = value_type(s.loop_var.dtype)
@@ -566,7 +621,9 @@ class _FuncGen:
             raise CodegenError(f"buffer {buf.name} is used but neither a parameter nor allocated")
         if idx_val.type != I64:
             idx_val = self.b.sext(idx_val, I64)
-        return self.b.gep(p, [idx_val], inbounds=True, source_etype=mem_type(buf.dtype))
+        addr = self.b.gep(p, [idx_val], inbounds=True, source_etype=mem_type(buf.dtype))
+        self.st.addresses[id(addr)] = (addr, buf)
+        return addr
 
     def _from_mem(self, v, dtype):
         e = element_of(dtype)

@@ -129,6 +129,16 @@ def launch(fn_addr, closure, extent) -> int:
         return 99
 
 
+def _forget_pool_in_child() -> None:
+    """After ``fork`` the child has none of the pool's threads (and the lock may be held by one):
+    start afresh, so a forked process (multiprocessing's default on Linux) can run parallel loops."""
+    global _pool, _lock
+    _pool = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
 LAUNCH = LAUNCH_FN(launch)
 LAUNCH_ADDR = ctypes.cast(LAUNCH, ctypes.c_void_p).value
 

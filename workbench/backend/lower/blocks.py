@@ -29,6 +29,7 @@ from ...ir.function import PrimFunc
 from ...ir.functor import Mutator, substitute
 from ...ir.stmt import (Allocate, Block, BlockRealize, IfThenElse, IterType, seq)
 from .vecexpr import vadd
+from .compact import record_dim_aligns   # storage_align's annotations outlive the blocks
 
 
 class _LowerBlocks(Mutator):
@@ -114,7 +115,7 @@ def lower_blocks(func: PrimFunc) -> PrimFunc:
     >>> B = te.compute((4,), lambda i: A[i] + 1.0, name="B")
     >>> low = lower_blocks(wb.create_prim_func([A, B]))
     """
-    return func.with_body(_LowerBlocks().visit(func.body))
+    return record_dim_aligns(func).with_body(_LowerBlocks().visit(func.body))
 
 
 __all__ = ["lower_blocks"]

@@ -16,10 +16,10 @@ from .analyzer import Analyzer
 from .bound import ConstIntBound, IntervalSet, const_int_bound
 from .region import infer_block_access_regions, region_of_access
 from .simplify import simplify
-from .iter_map import (DividedBinding, IterMapError, IterMapResult, IterMark, IterSplit, IterSum,
-                       detect_iter_map, is_affine_binding, iter_map_to_expr, subspace_divide)
+from .iter_map import (AffineInverse, DividedBinding, IterMapError, IterMapResult, IterMark, IterSplit, IterSum,
+                       detect_iter_map, inverse_affine_map, is_affine_binding, iter_map_to_expr, subspace_divide)
 
 __all__ = ["Analyzer", "ConstIntBound", "IntervalSet", "const_int_bound", "simplify",
            "infer_block_access_regions", "region_of_access", "detect_iter_map", "is_affine_binding",
            "subspace_divide", "iter_map_to_expr", "IterMapResult", "IterMapError", "IterMark", "IterSplit",
-           "IterSum", "DividedBinding"]
+           "IterSum", "DividedBinding", "inverse_affine_map", "AffineInverse"]

@@ -19,14 +19,18 @@ def check_ndim(op: str, t: Tensor, ndim: int | tuple) -> None:
 
 
 def same_dim(a, b) -> bool:
-    """True when two dimensions are known to be equal (equal constants or the same variable)."""
+    """True when two dimensions are known to be equal (equal constants, or provably equal expressions)."""
     if isinstance(a, int):
         a = IntImm(a)
     if isinstance(b, int):
         b = IntImm(b)
     if a is b:
         return True
-    return isinstance(a, IntImm) and isinstance(b, IntImm) and a.value == b.value
+    if isinstance(a, IntImm) and isinstance(b, IntImm):
+        return a.value == b.value
+    from ..arith import Analyzer
+
+    return Analyzer().can_prove_equal(a, b)    # n * 4 built twice is still n * 4
 
 
 def is_known_unequal(a, b) -> bool:
