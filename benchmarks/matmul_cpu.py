@@ -1,6 +1,10 @@
 """fp32 matmul on the host CPU: naive vs hand-tiled programs vs numpy, in GFLOP/s.
 
-Run:  .venv/bin/python benchmarks/matmul_cpu.py [--sizes 512 1024 2048] [--repeats 5]
+Run:  .venv/bin/python benchmarks/matmul_cpu.py [--sizes 512 1024 2048] [--repeats 5] [--tvm]
+
+``--tvm`` adds issue 16's register-tiled schedule built by workbench and, where Apache TVM is
+importable (never a dependency), the same schedule built by TVM, for a like-for-like comparison
+of code generation.
 
 The hand-tiled programs are written directly as loop-level IR (the same loops
 a schedule would produce): B packed into panels of NR columns, an MR x NR
@@ -94,6 +98,63 @@ def tiled_matmul(n: int, mr: int = 4, nr: int = 16, lanes: int = 8, mc: int = 64
     return PrimFunc([a, b, c], {a: A, b: B, c: C}, body, {"global_symbol": name})
 
 
+def register_tiled_schedule(sch, n: int, lanes: int):
+    """Issue 16's register-tiled schedule, applied to ``sch`` (a ``workbench.Schedule`` or a TVM
+    ``Schedule`` of the same te matmul: the two share the primitives' names and arguments).
+
+    i split 64 / 8 and j split (16 * lanes) / lanes, reordered i0 j0 i1 j1 k i2 j2; C accumulated
+    in a ``local`` cache at j1; B packed by ``cache_read`` + ``transform_layout`` to
+    ``[j // lanes, k, j % lanes]``; i0 and j0 fused and parallel; i2 unrolled; j2 vectorized; the
+    reduction's init decomposed.
+    """
+    c = sch.get_block("C")
+    i, j, k = sch.get_loops(c)
+    i0, i1, i2 = sch.split(i, factors=[None, 8, 8])
+    j0, j1, j2 = sch.split(j, factors=[None, 16, lanes])
+    sch.reorder(i0, j0, i1, j1, k, i2, j2)
+    cl = sch.cache_write(c, 0, "local")
+    sch.reverse_compute_at(cl, j1)
+    bp = sch.cache_read(c, 1, "global")
+    sch.transform_layout(bp, ("write", 0), lambda kk, jj: (jj // lanes, kk, jj % lanes))
+    sch.parallel(sch.fuse(i0, j0))
+    sch.unroll(i2)
+    sch.vectorize(j2)
+    sch.decompose_reduction(c, k)
+    return sch
+
+
+def tvm_matmul(n: int, lanes: int, target: str):
+    """The same schedule built by Apache TVM, as a callable on numpy arrays; None when TVM is not
+    importable (it is never a dependency: ``pip install apache-tvm`` in a separate environment)."""
+    try:
+        import tvm
+        from tvm import te
+    except ImportError:
+        return None
+    schedule_cls = getattr(getattr(tvm, "s_tir", None), "Schedule", None) or tvm.tir.Schedule
+    compile_fn = getattr(tvm, "compile", None) or tvm.build
+    to_device = getattr(tvm.runtime, "tensor", None) or tvm.nd.array
+    A = te.placeholder((n, n), "float32", name="A")
+    B = te.placeholder((n, n), "float32", name="B")
+    k = te.reduce_axis((0, n), name="k")
+    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    sch = register_tiled_schedule(schedule_cls(te.create_prim_func([A, B, C])), n, lanes)
+    fn = compile_fn(sch.mod, target=target)["main"]
+    dev = tvm.cpu()
+    cache: dict = {}
+
+    def run(a, b, c):
+        key = (a.ctypes.data, b.ctypes.data, c.ctypes.data)
+        if key not in cache:  # copy in once per set of arrays (timing measures the kernel only)
+            cache.clear()
+            cache[key] = [to_device(x, dev) for x in (a, b, c)]
+        ta, tb, tc = cache[key]
+        fn(ta, tb, tc)
+        c[...] = tc.numpy()
+
+    return run
+
+
 def gflops(n: int, seconds: float) -> float:
     return 2.0 * n ** 3 / seconds / 1e9
 
@@ -111,12 +172,39 @@ def median_time(fn, args, repeats: int, min_time: float = 0.0) -> tuple[float, i
     return float(np.median(ts)), len(ts)
 
 
+def compare_with_tvm(n, lanes, target, a, b, c, ref, repeats) -> list:
+    """Rows for issue 16's schedule built by workbench and, where TVM is importable, by TVM."""
+    import workbench as wb
+    from workbench.demo import matmul
+
+    if n % 64 or n % (16 * lanes):
+        return [("issue-16 schedule", float("nan"), 0, f"not run (n must be a multiple of {16 * lanes})")]
+    rows = []
+    candidates = {"issue-16 schedule, workbench": wb.build(
+        register_tiled_schedule(wb.Schedule(matmul(n)), n, lanes).mod, target=target)}
+    tvm_fn = tvm_matmul(n, lanes, target)
+    if tvm_fn is None:
+        rows.append(("issue-16 schedule, TVM", float("nan"), 0, "not run (TVM not importable)"))
+    else:
+        candidates["issue-16 schedule, TVM"] = tvm_fn
+    for label, f in candidates.items():
+        c[:] = 0
+        f(a, b, c)
+        np.testing.assert_allclose(c, ref, rtol=1e-3, atol=1e-3 * n)
+        t, r = median_time(f, (a, b, c), repeats)
+        rows.append((label, t, r, ""))
+    return rows
+
+
 def main(argv=None) -> int:
     import workbench as wb
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--tvm", action="store_true",
+                   help="also time issue 16's register-tiled schedule built by workbench and by Apache TVM "
+                        "(the TVM row only where `import tvm` works)")
     p.add_argument("--naive-max", type=int, default=1024,
                    help="largest size at which the naive program runs (it is slow); larger ones are skipped")
     args = p.parse_args(argv)
@@ -148,6 +236,8 @@ def main(argv=None) -> int:
             np.testing.assert_allclose(c, ref, rtol=1e-3, atol=1e-3 * n)
             t, r = median_time(f, (a, b, c), args.repeats)
             results.append((label, t, r, ""))
+        if args.tvm:
+            results += compare_with_tvm(n, lanes, str(target), a, b, c, ref, args.repeats)
         if n <= args.naive_max:
             f = wb.build(naive_matmul(n), target=target)
             reps = args.repeats if n <= 512 else 1  # slow: one timed run (the first call)

@@ -109,16 +109,16 @@ i, j, k = sch.get_loops(c)
 # loaded is used `NR` (or `MR`) times. And `NR` consecutive columns of B and C are
 # contiguous in memory.
 #
-# The tile size is chosen for the registers: 4 rows of two vectors, so `NR` is twice the
-# vector width (16 floats with AVX2). Four rows x two vectors = 8 accumulator registers
-# of the 16 that AVX2 has.
+# The tile size is chosen for the registers: rows of two vectors (`NR` is twice the vector
+# width), 4 rows with AVX2 (a 4 x 16 tile: 8 accumulator registers of the 16 that AVX2
+# has), 8 rows with AVX-512 (an 8 x 32 tile: 16 of its 32 registers).
 #
-# `split` turns one loop into two nested ones; `factors=[None, 4]` means "inner loop of
-# 4, outer loop whatever is left".
+# `split` turns one loop into two nested ones; `factors=[None, MR]` means "inner loop of
+# `MR`, outer loop whatever is left".
 
 # %%
 LANES = wb.Target("llvm").vector_lanes("float32")     # 8 with AVX2, 16 with AVX-512
-MR, NR = 4, 2 * LANES
+MR, NR = (8 if LANES >= 16 else 4), 2 * LANES
 print(f"{LANES} float32 lanes per vector: register tile {MR} x {NR}")
 i0, i1 = sch.split(i, factors=[None, MR])
 
@@ -126,12 +126,15 @@ i0, i1 = sch.split(i, factors=[None, MR])
 j0, j1 = sch.split(j, factors=[None, NR])
 
 # %% [markdown]
-# `reorder` changes the nesting order of loops: the tile loops `i1, j1` go inside `k`.
-# The loop-nest widget shows the new structure (the step slider and the diff show
-# what each primitive changed).
+# `reorder` changes the nesting order of loops: the tile loops `i1, j1` go inside `k`, and
+# the loop over panels of `NR` columns, `j0`, goes outside the loop over row tiles, `i0`.
+# Then one panel of B (`NR` columns x N rows: 128 KB with AVX-512 at N = 1024) is used by
+# every row tile in turn while it sits in the core's L2 cache; in the other order, each
+# row tile would stream the whole of B from memory again. The loop-nest widget shows the
+# new structure (the step slider and the diff show what each primitive changed).
 
 # %%
-sch.reorder(i0, j0, k, i1, j1)
+sch.reorder(j0, i0, k, i1, j1)
 sch
 
 # %%
@@ -154,12 +157,13 @@ measure("vectorized", sch)
 # %% [markdown]
 # ## Step 3: parallel
 #
-# Different row tiles (`i0`) write different rows of C, so they can run at the same time
-# on different cores. `parallel` hands the iterations of `i0` out to a thread pool (the
-# schedule refuses it on a loop where iterations would write the same element).
+# Different column panels (`j0`) write different columns of C, so they can run at the
+# same time on different cores, each with its panel of B in its own L2 cache. `parallel`
+# hands the iterations of `j0` out to a thread pool (the schedule refuses it on a loop
+# where iterations would write the same element).
 
 # %%
-sch.parallel(i0)
+sch.parallel(j0)
 measure("parallel", sch)
 
 # %% [markdown]
@@ -173,7 +177,7 @@ measure("parallel", sch)
 #
 # 1. `cache_write(c, 0, "local")`: the block accumulates into a new `local` buffer, and a
 #    new block copies that buffer into C;
-# 2. `reverse_compute_at(copy, j0)`: the copy moves under loop `j0`, right after each
+# 2. `reverse_compute_at(copy, i0)`: the copy moves under loop `i0`, right after each
 #    tile is finished, so it copies just that tile;
 # 3. `decompose_reduction(c, k)`: the "set to zero" part of the reduction (its `init`)
 #    becomes its own block before the `k` loop, instead of an `if k == 0` inside it.
@@ -183,7 +187,7 @@ cl = sch.cache_write(c, 0, "local")
 sch
 
 # %%
-sch.reverse_compute_at(cl, j0)
+sch.reverse_compute_at(cl, i0)
 
 # %%
 init = sch.decompose_reduction(c, k)
@@ -276,13 +280,14 @@ fig_roof = final.roofline()
 fig_roof
 
 # %% [markdown]
-# ## Where the rest of the gap is
+# ## The inner loop
 #
-# The scheduled program is tens of times faster than the naive one, but not yet at
-# numpy's speed. The machine code tells why: look for the innermost loop, the one with
-# the FMAs (`vfmadd...ps`, packed single: 8 or 16 floats at once). Between the FMAs
-# there are **stores** (`vmovups %ymm, (...)`): the accumulators still go to memory at
-# every step of `k`.
+# The machine code shows what the schedule achieved: look for the innermost loop, the one
+# with the FMAs (`vfmadd...ps`, packed single: 8 or 16 floats at once). Lowering
+# *compacts* the `local` cache `C_local` to the `MR x NR` floats one tile uses, and code
+# generation tells LLVM that distinct buffers never overlap (alias scopes), so the
+# accumulators stay in registers for the whole `k` loop: between the FMAs there are only
+# loads of B and broadcasts of A, and no stores (`vmovups %zmm, (...)`) until the loop ends.
 
 # %%
 asm = wb.build(sch.mod, target="llvm").source("asm").splitlines()
@@ -291,12 +296,6 @@ inner = asm[fma_lines[0] - 2: fma_lines[0] + 3 * MR * (NR // LANES)]
 print("\n".join(ln for ln in inner if ln.startswith("\t")))
 
 # %% [markdown]
-# The reason: our lowering still allocates the `local` cache `C_local` with the full
-# N x N shape. TVM's lowering *compacts* such a buffer to the region one tile uses
-# (here `MR x NR` floats, allocated inside the parallel loop). A small array on the stack
-# becomes registers, and the stores leave the loop. The same loops written with a
-# compact 4 x 16 tile (`benchmarks/matmul_cpu.py`) reach numpy's speed on this machine.
-#
-# **Try it**: change `MR` to 6 (6 x 16 uses 12 of AVX2's 16 registers), or the split
-# of `i0` into blocks of rows that share a panel of B in the L2 cache, and compare the
-# `measure(...)` rows.
+# **Try it**: put `i0` back outside `j0` in step 1 (`sch.reorder(i0, j0, k, i1, j1)`, then
+# `parallel(i0)` and `reverse_compute_at(cl, j0)`) and compare the `measure(...)` rows at
+# N = 2048, where the packed B (16 MB) no longer fits in the caches.
