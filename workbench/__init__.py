@@ -25,6 +25,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "viz": ("workbench.viz", None),
     "frontend": ("workbench.frontend", None),
     "tuning": ("workbench.tuning", None),
+    "transform": ("workbench.transform", None),
     # IR
     "PrimFunc": ("workbench.ir.function", "PrimFunc"),
     "IRModule": ("workbench.ir.function", "IRModule"),
@@ -54,6 +55,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "TargetError": ("workbench.backend.target", "TargetError"),
     "BackendUnavailableError": ("workbench.backend.target", "BackendUnavailableError"),
     "register_backend": ("workbench.backend.driver", "register_backend"),
+    "VirtualMachine": ("workbench.backend.vm", "VirtualMachine"),
+    "profile": ("workbench.backend.vm", "profile"),
     # tuning
     "benchmark": ("workbench.tuning", "benchmark"),
     "machine_peak": ("workbench.tuning", "machine_peak"),

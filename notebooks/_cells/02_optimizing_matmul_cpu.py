@@ -287,13 +287,19 @@ fig_roof
 # *compacts* the `local` cache `C_local` to the `MR x NR` floats one tile uses, and code
 # generation tells LLVM that distinct buffers never overlap (alias scopes), so the
 # accumulators stay in registers for the whole `k` loop: between the FMAs there are only
-# loads of B and broadcasts of A, and no stores (`vmovups %zmm, (...)`) until the loop ends.
+# loads of B and broadcasts of A, and no vector stores (`vmovups %ymm, (...)` with AVX2,
+# `%zmm` with AVX-512) until the loop ends. The cell counts them on this CPU.
 
 # %%
 asm = wb.build(sch.mod, target="llvm").source("asm").splitlines()
 fma_lines = [n for n, ln in enumerate(asm) if "vfmadd" in ln]
 inner = asm[fma_lines[0] - 2: fma_lines[0] + 3 * MR * (NR // LANES)]
-print("\n".join(ln for ln in inner if ln.startswith("\t")))
+body = [ln for ln in inner if ln.startswith("\t")]
+print("\n".join(body))
+reg = {4: "xmm", 8: "ymm", 16: "zmm"}.get(LANES, "?")
+stores = [ln for ln in body if "vmovups" in ln and "(" in ln.split(",")[-1]]  # AT&T: the destination is last
+print(f"\non this CPU ({LANES} float32 lanes, %{reg} registers): {sum('vfmadd' in ln for ln in body)} FMAs "
+      f"and {len(stores)} vector stores in the lines above")
 
 # %% [markdown]
 # **Try it**: put `i0` back outside `j0` in step 1 (`sch.reorder(i0, j0, k, i1, j1)`, then

@@ -104,9 +104,11 @@ def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name:
     """Compile a tensor program for ``target``; returns a callable module.
 
     ``obj`` is a PrimFunc, an IRModule (every PrimFunc in it, each callable by
-    name) or a Schedule (its ``.mod``). ``checks=True`` adds bound checks: an
-    out-of-bounds access raises ``IndexError`` instead of crashing. The result is
-    cached by the program's structural hash and the target, so building the same
+    name) or a Schedule (its ``.mod``). A module with graph functions gives an
+    :class:`~workbench.backend.executable.Executable` (its tensor programs compiled
+    together, plus the graph functions) to run with ``wb.VirtualMachine(ex)``.
+    ``checks=True`` adds bound checks: an out-of-bounds access raises ``IndexError``
+    instead of crashing. The result is cached by the program's structural hash and the target, so building the same
     program twice compiles once (``cache=False`` forces a fresh build); each build
     returns its own module object sharing the compiled code. ``wb.call_extern`` may
     call the C math functions (``expf``, ``tanhf``, ``erff``, ``powf``, ...); any other
@@ -123,6 +125,10 @@ def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name:
     >>> f(a, b); b.tolist() == (a * 2).tolist()
     True
     """
+    graph_mod = _graph_module(obj)
+    if graph_mod is not None:
+        return _build_executable(graph_mod, target, checks=checks, cache=cache, emulate=emulate,
+                                 allow_extern=allow_extern)
     funcs = _collect(obj)
     if name is not None and len(funcs) == 1:
         funcs = {name: next(iter(funcs.values()))}
@@ -140,6 +146,22 @@ def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name:
     if key is not None:
         _cache.put(key, mod)
     return mod
+
+
+def _graph_module(obj) -> IRModule | None:
+    """The module of ``obj`` (an IRModule or anything with ``.mod``) when it has graph functions."""
+    mod = obj if isinstance(obj, IRModule) else getattr(obj, "mod", None)
+    if isinstance(mod, IRModule) and mod.graph_functions:
+        return mod
+    return None
+
+
+def _build_executable(mod: IRModule, target, **options):
+    """Build every tensor program of ``mod`` into one module; an Executable holds it and the graph functions."""
+    from .executable import Executable
+
+    kernels = build(IRModule(mod.prim_funcs), target, **options) if mod.prim_funcs else None
+    return Executable(mod, kernels, Target(target))
 
 
 def build_llvm(funcs: dict, tgt: Target, *, checks: bool = False, emulate: bool = False,

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from ..ir.arith import Analyzer
 from ..ir.arith.iter_map import inverse_affine_map
-from ..ir.expr import And, BufferLoad, CmpOp, GE, IntImm, LT, Range, Var, as_int, logical_and
+from ..ir.expr import And, BufferLoad, CmpOp, FloorDiv, FloorMod, GE, IntImm, LT, Range, Var, as_int, logical_and
 from ..ir.functor import Mutator, collect_vars, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, SeqStmt, seq
-from ..ir.arith.linear import const_of, lin_bounds, lin_sub, linear, to_expr
+from ..ir.arith.linear import AtomTable, const_of, lin_bounds, lin_sub, linear, to_expr
 from .errors import ComputeLocationError, DependenceError, InlineError, RegionCoverError
 from .legality import (ReplaceLoads, allocating_block, box_fits, buffer_users, is_reduction, loops_between,
-                       refresh_regions, region_under, relax_map, written_box)
+                       refresh_regions, region_under_loops, relax_map, written_box)
 from .loops import loop_names
 from .lookup import consumers_of, producers_of
 from .state import Outcome
@@ -230,36 +230,82 @@ def _shift(lin: dict, c: int) -> dict:
     return out
 
 
+def _index_split(e, ivs) -> tuple | None:
+    """``(v, c, is_div)`` when the index ``e`` is ``v // c`` or ``v % c`` for an iteration variable ``v``
+    and a positive constant ``c`` (a packed layout, ``B_global[vj // 16, vk, vj % 16]``)."""
+    if isinstance(e, (FloorDiv, FloorMod)) and isinstance(e.a, Var) and e.a in ivs:
+        c = as_int(e.b)
+        if c is not None and c > 0:
+            return e.a, c, isinstance(e, FloorDiv)
+    return None
+
+
+def _times(lin: dict, c: int) -> dict:
+    return {k: v * c for k, v in lin.items()}
+
+
 def _iter_dims_from(realize: BlockRealize, regions, buf, buf_dims) -> dict:
     """Map the block's iteration variables to the buffer dims they index as ``v`` or ``v + c``
-    (``B[vi, vj + 1]``): ``{v: (lo - c, hi - c)}``, or ``{v: None}`` where that dim is unbounded."""
+    (``B[vi, vj + 1]``): ``{v: (lo - c, hi - c)}``, or ``{v: None}`` where that dim is unbounded.
+
+    A variable indexing a dim only as ``v // c`` gets the rows ``[lo * c, hi * c + c - 1]``, narrowed
+    by a dim indexed ``v % c`` to ``[lo * c + p, hi * c + q]`` (the smallest interval holding them)."""
     ivs = {iv.var: iv for iv in realize.block.iter_vars}
-    out = {}
+    out: dict = {}
+    splits: dict = {}     # v -> {(c, is_div): dim}
     for r in regions:
         if r.buffer is not buf:
             continue
         for d, rng in enumerate(r.region):
-            hit = _index_offset(rng.min, ivs) if as_int(rng.extent) == 1 else None
-            if hit is None or hit[0] in out:
+            if as_int(rng.extent) != 1:
+                continue
+            hit = _index_offset(rng.min, ivs)
+            if hit is None:
+                split = _index_split(rng.min, ivs)
+                if split is not None:
+                    splits.setdefault(split[0], {}).setdefault(split[1:], d)
+                continue
+            if hit[0] in out:
                 continue
             v, c = hit
             out[v] = None if buf_dims[d] is None else (_shift(buf_dims[d][0], -c), _shift(buf_dims[d][1], -c))
+    for v, by in splits.items():
+        if v not in out:
+            out.update(_rows_of_split(ivs[v], by, buf_dims))
     return out
 
 
-def _needed_region(idx, cons: list[str], f: For, buf) -> list | None:
-    """Per dim of ``buf``, the linear bounds its consumers inside loop ``f`` read per iteration (None: no read)."""
+def _rows_of_split(iv, by: dict, buf_dims) -> dict:
+    """``{v: (lo, hi)}`` from the dims indexed ``v // c`` (and ``v % c``), or ``{}`` when none bounds it;
+    constant ends stay inside ``v``'s domain."""
+    for (c, is_div), d in by.items():
+        if not is_div or buf_dims[d] is None:
+            continue
+        lo, hi = _times(buf_dims[d][0], c), _shift(_times(buf_dims[d][1], c), c - 1)
+        m = by.get((c, False))
+        if m is not None and buf_dims[m] is not None:
+            p, q = const_of(buf_dims[m][0]), const_of(buf_dims[m][1])
+            if p is not None and q is not None and 0 <= p <= q < c:
+                lo, hi = _shift(lo, p), _shift(hi, q - (c - 1))
+        first, ext = as_int(iv.dom.min), as_int(iv.dom.extent)
+        if first is not None and ext is not None:
+            lo = {None: max(first, const_of(lo))} if const_of(lo) is not None else lo
+            hi = {None: min(first + ext - 1, const_of(hi))} if const_of(hi) is not None else hi
+        return {iv.var: (lo, hi)}
+    return {}
+
+
+def _needed_region(idx, cons: list[str], f: For, buf, atoms: AtomTable) -> list | None:
+    """Per dim of ``buf``, the linear bounds its consumers inside loop ``f`` read per iteration (None: no read);
+    the opaque terms of fused loops (``f // 8``) are keys of ``atoms``."""
     from .legality import union
 
     region = None
     for c in cons:
         c_real, c_anc = idx.blocks[c]
-        relax = relax_map(loops_between(c_anc, f))
-        dims = region_under(c_real, c_real.block.reads, buf, relax or {}, None)
+        dims = region_under_loops(c_real, c_real.block.reads, buf, loops_between(c_anc, f), atoms)
         if dims is None:
             continue
-        if relax is None:
-            dims = [None] * len(dims)
         region = dims if region is None else union(region, dims)
     return region
 
@@ -272,9 +318,10 @@ def _needed_iter_dims(idx, realize: BlockRealize, cons: list[str], f: For) -> di
     blk = realize.block
     out: dict = {}
     whole: set = set()
+    atoms = AtomTable()
     bufs = list({id(w.buffer): w.buffer for w in blk.writes}.values())
     for buf in bufs:
-        region = _needed_region(idx, cons, f, buf)
+        region = _needed_region(idx, cons, f, buf, atoms)
         if region is None:
             if [r for r in buffer_users(idx, buf)[1] if r != blk.name]:
                 return {}       # read elsewhere: computed whole
@@ -373,10 +420,30 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     _check_no_shared_writes(idx, name, cons, "compute", ln, f, l_anc)
     _check_crossed_blocks(idx, scope, name, f, cons, "compute", ln, moving_later=True)
     iv_dims = _needed_iter_dims(idx, realize, cons, f)
+    _check_bounded_where_shared(idx, realize, cons, iv_dims, ln, f)
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
     new_loop = _insert(f, nest, idx, cons, before=True)
     new_func = replace_many(sch.func, {id(realize): None, id(f): new_loop})
     return Outcome(func=new_func)
+
+
+def _check_bounded_where_shared(idx, realize: BlockRealize, cons: list[str], iv_dims: dict, ln: str, f: For) -> None:
+    """A block computing more than one iteration of the loop needs (an axis it cannot bound) must not
+    write a buffer that a consumer there updates in place: each iteration would overwrite the updates."""
+    from .lookup import accessed
+
+    blk = realize.block
+    unbounded = [iv.var.name for iv in blk.iter_vars if iv.iter_type == IterType.SPATIAL and iv.var not in iv_dims]
+    if not unbounded:
+        return
+    mine = accessed(blk, "write")
+    for c in cons:
+        shared = [r.buffer.name for r in blk.writes if id(r.buffer) in mine & accessed(idx.block(c), "write")]
+        if shared:
+            raise ComputeLocationError(
+                f"cannot compute block {blk.name} at loop {ln}: the part of {shared[0]} that block {c} needs per "
+                f"iteration cannot be bounded in {unbounded[0]}, so all of it would be recomputed each iteration, "
+                f"overwriting what {c} has updated", node=f)
 
 
 def _check_not_output(sch, idx, realize: BlockRealize, cons: list[str], ln: str, f: For) -> None:
@@ -591,9 +658,10 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
     _check_no_shared_writes(idx, name, prods, "reverse-compute", ln, f, l_anc)
     _check_crossed_blocks(idx, scope, name, f, prods, "reverse-compute", ln, moving_later=False)
     iv_dims: dict = {}
+    atoms = AtomTable()
     for p in prods:
         _check_reduction_finished(idx, p, name, f, l_anc)
-        for v, rng in _produced_iter_dims(idx, realize, p, f).items():
+        for v, rng in _produced_iter_dims(idx, realize, p, f, atoms).items():
             if v in iv_dims and (lin_sub(iv_dims[v][0], rng[0]) or lin_sub(iv_dims[v][1], rng[1])):
                 raise RegionCoverError(
                     f"cannot reverse-compute block {name} at loop {ln}: its producers write different parts of what "
@@ -622,19 +690,18 @@ def _check_reduction_finished(idx, p: str, name: str, f: For, l_anc: tuple) -> N
                     f"finished its reduction there ({where})", node=f)
 
 
-def _produced_iter_dims(idx, realize: BlockRealize, p: str, f: For) -> dict:
-    """Ranges of the consumer's iteration variables whose inputs producer ``p`` writes per iteration of ``f``."""
+def _produced_iter_dims(idx, realize: BlockRealize, p: str, f: For, atoms: AtomTable) -> dict:
+    """Ranges of the consumer's iteration variables whose inputs producer ``p`` writes per iteration of ``f``
+    (the opaque terms of fused loops, ``f // 8``, are keys of ``atoms``)."""
     name, ln = realize.block.name, f.loop_var.name
     blk = realize.block
     p_real, p_anc = idx.blocks[p]
-    relax = relax_map(loops_between(p_anc, f))
+    loops = loops_between(p_anc, f)
     out: dict = {}
     for w in p_real.block.writes:
         if not any(r.buffer is w.buffer for r in blk.reads):
             continue
-        dims = region_under(p_real, p_real.block.writes, w.buffer, relax or {}, None)
-        if relax is None:
-            dims = [None] * len(dims)
+        dims = region_under_loops(p_real, p_real.block.writes, w.buffer, loops, atoms)
         _check_reads_matchable(realize, w.buffer, dims, name, ln, f)
         _check_reads_covered(realize, p_real.block, w.buffer, name, ln, f)
         got = _iter_dims_from(realize, blk.reads, w.buffer, dims)

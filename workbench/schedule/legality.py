@@ -9,7 +9,7 @@ from ..ir.buffer import Buffer
 from ..ir.stmt import Block, BlockRealize, For, IfThenElse, IterType
 from ..ir.arith import Analyzer
 from ..ir.arith.bound import const_bounds
-from ..ir.arith.linear import const_of, lin_bounds, lin_sub, linear
+from ..ir.arith.linear import AtomTable, const_of, lin_bounds, lin_sub, linear, linear_atoms
 from .errors import NonAffineBindingError
 from .tree import Index
 
@@ -82,12 +82,16 @@ def _quasi_affine(e: PrimExpr) -> bool:
     return False
 
 
-def region_under(realize: BlockRealize, regions, buf, relax: dict, full_dims) -> list[tuple] | None:
+def region_under(realize: BlockRealize, regions, buf, relax: dict, full_dims,
+                 atoms: AtomTable | None = None) -> list[tuple] | None:
     """Inclusive bounds (linear forms ``(lo, hi)`` or None per dim) of ``buf`` in ``regions`` of the realize.
 
     Iteration variables are replaced by the bindings; variables in ``relax`` range over
-    their (inclusive, constant) bounds; the rest stay symbolic.
+    their (inclusive, constant) bounds; the rest stay symbolic. A binding through a fused
+    loop (``f % 8 * 4 + i1``) keeps ``f % 8`` as an opaque key of the linear forms, shared
+    through ``atoms`` by every region bounded with the same table, so the box stays exact.
     """
+    atoms = AtomTable() if atoms is None else atoms
     vmap = {iv.var: val for iv, val in zip(realize.block.iter_vars, realize.iter_values)}
     out = None
     for r in regions:
@@ -101,15 +105,58 @@ def region_under(realize: BlockRealize, regions, buf, relax: dict, full_dims) ->
             if llo is None or lhi is None:
                 b_lo = const_bounds(lo_e, relax)
                 b_hi = const_bounds(hi_e, relax)
-                if b_lo is None or b_hi is None:
-                    dims.append(None)
-                else:
+                if b_lo is not None and b_hi is not None:
                     dims.append(({None: b_lo[0]}, {None: b_hi[1]}))
-                continue
-            lo, _ = lin_bounds(llo, relax)
-            _, hi = lin_bounds(lhi, relax)
+                    continue
+                bounds = _bounds_through_atoms(lo_e, hi_e, relax, atoms)
+                if bounds is None:
+                    dims.append(None)
+                    continue
+                lo, hi, llo, lhi = bounds
+            else:
+                lo, _ = lin_bounds(llo, relax)
+                _, hi = lin_bounds(lhi, relax)
             dims.append(_clamp(lo, hi, rng, realize, llo, lhi, relax))
         out = dims if out is None else union(out, dims)
+    return out
+
+
+def _bounds_through_atoms(lo_e: PrimExpr, hi_e: PrimExpr, relax: dict, atoms: AtomTable) -> tuple | None:
+    """``(lo, hi, lin lo_e, lin hi_e)`` of a dimension whose bounds are not affine, or None.
+
+    Both ends are simplified with the relaxed variables bound, then read as linear forms whose
+    non-affine terms are opaque keys (``f // 8`` of a fixed fused loop stays symbolic). A term of
+    relaxed variables only (``g % 4``) ranges over its constant bounds; where a term mixes relaxed
+    and fixed variables, the symbolic interval of the whole end is taken instead.
+    """
+    an = Analyzer()
+    for v, (lo, hi) in relax.items():
+        an.bind(v, Range.from_begin_end(IntImm(lo, v.dtype), IntImm(hi + 1, v.dtype)))
+    lo_e, hi_e = an.simplify(lo_e), an.simplify(hi_e)
+    llo, lhi = linear_atoms(lo_e, atoms), linear_atoms(hi_e, atoms)
+    ranges = _atom_ranges(list(llo) + list(lhi), relax)
+    if ranges is not None:
+        return lin_bounds(llo, ranges)[0], lin_bounds(lhi, ranges)[1], llo, lhi
+    lo_s, hi_s = an.int_set(lo_e).min, an.int_set(hi_e).max
+    if lo_s is None or hi_s is None:
+        return None
+    lo, hi = linear_atoms(lo_s, atoms), linear_atoms(hi_s, atoms)
+    if any(k is not None and uses_var(k, lambda v: v in relax) for k in list(lo) + list(hi)):
+        return None
+    return lo, hi, llo, lhi
+
+
+def _atom_ranges(keys: list, relax: dict) -> dict | None:
+    """``relax`` plus the constant bounds of each opaque key of relaxed variables only; None when a
+    key mixes relaxed and fixed variables (or one of relaxed variables cannot be bounded)."""
+    out = dict(relax)
+    for k in keys:
+        if k is None or isinstance(k, Var) or not uses_var(k, lambda v: v in relax):
+            continue
+        b = const_bounds(k, relax)
+        if b is None:
+            return None
+        out[k] = b
     return out
 
 
@@ -179,6 +226,21 @@ def relax_map(loops: Iterable[For]) -> dict | None:
             return None
         out[f.loop_var] = (m, m + e - 1)
     return out
+
+
+def region_under_loops(realize: BlockRealize, regions, buf, loops: list[For], atoms: AtomTable) -> list | None:
+    """``region_under`` with ``loops`` relaxed: those of constant bounds over their ranges; a dim that
+    depends on a loop of symbolic bounds (``k < n``) is unbounded (None), the other dims stay exact."""
+    relax = relax_map([lp for lp in loops if relax_map([lp]) is not None]) or {}
+    symbolic = {lp.loop_var for lp in loops if lp.loop_var not in relax}
+    dims = region_under(realize, regions, buf, relax, None, atoms)
+    if dims is None or not symbolic:
+        return dims
+
+    def uses(lin: dict) -> bool:
+        return any(k is not None and uses_var(k, lambda v: v in symbolic) for k in lin)
+
+    return [None if d is None or uses(d[0]) or uses(d[1]) else d for d in dims]
 
 
 def loops_between(anc: tuple, top: For | None) -> list[For]:

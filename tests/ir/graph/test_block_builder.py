@@ -104,3 +104,18 @@ def test_builder_misuse_is_explained():
     with pytest.raises(BlockBuilderError, match="te tensor"):
         with bb.function("h", [x]):
             bb.emit_te(lambda a: 3, x)
+
+
+def test_a_dataflow_variable_as_the_function_result_is_refused():
+    import pytest
+
+    import workbench as wb
+    from workbench.ir.graph.block_builder import BlockBuilderError
+
+    x = wb.graph.Var("x", wb.Tensor((4,), "float32"))
+    bb = wb.BlockBuilder()
+    with pytest.raises(BlockBuilderError, match="is a dataflow variable, visible only inside"):
+        with bb.function("main", [x]):
+            with bb.dataflow():
+                c = bb.emit(wb.op.exp(x))
+            bb.emit_func_output(c)

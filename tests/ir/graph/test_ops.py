@@ -430,3 +430,25 @@ def test_non_tensor_argument_is_refused():
 
 def test_unary_ops_keep_an_unknown_rank():
     assert repr(get_op("exp").infer([TensorType(None, "float32")], {})) == 'Tensor(None, "float32")'
+
+
+def test_strided_slice_with_a_symbolic_end_is_taken_as_in_bounds():
+    import numpy as np
+
+    import workbench as wb
+    from workbench import te
+    from workbench.ir.graph.op import get_op
+    from workbench.ir.graph.types import TensorType
+
+    seq = wb.var("seq")
+    op = get_op("strided_slice")
+    attrs = {"axes": [0], "begin": [0], "end": [seq]}
+    out = op.infer([TensorType((512, 8), "float32")], attrs)
+    assert str(out.shape[0]) == "seq" and int(out.shape[1]) == 8
+    t = te.placeholder((512, 8), "float32", name="t")
+    y = op.legalize([t], attrs)
+    f = wb.build(wb.create_prim_func([t, y]))
+    x = np.arange(512 * 8, dtype="float32").reshape(512, 8)
+    got = np.zeros((19, 8), "float32")
+    f(x, got)
+    np.testing.assert_array_equal(got, x[:19])

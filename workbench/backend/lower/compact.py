@@ -13,6 +13,9 @@ For each ``Allocate``:
 Moving an allocation inside a loop makes it fresh for each iteration. That is only done
 when the rectangles used by different iterations of that loop are disjoint (so no value
 can flow from one iteration to the next); otherwise the allocation stays outside the loop.
+For a fused loop ``f`` the rectangle may move through ``f // c`` in one dimension and
+``f % c`` in another: they are disjoint when each piece strides past its dimension's extent
+and the pieces together tell every value of ``f`` apart (a bijective iterator map).
 A buffer is shrunk only when the new extents are constants no larger than the old ones,
 and moved inside loops only when it then fits on the stack. Buffers with explicit strides
 or an offset, and buffers with data-dependent indices, are left alone.
@@ -45,7 +48,8 @@ After::
 """
 from __future__ import annotations
 
-from ...ir.arith import Analyzer
+from ...ir.arith import Analyzer, detect_iter_map
+from ...ir.arith.linear import AtomTable, linear_atoms
 from ...ir.arith.region import _index_bounds
 from ...ir import expr as E
 from ...ir.buffer import Buffer
@@ -148,10 +152,14 @@ def _disjoint_over(an: Analyzer, region, loop: For) -> bool:
     """True when the rectangles of different iterations of ``loop`` never overlap."""
     if isinstance(loop.extent, E.IntImm) and loop.extent.value <= 1:
         return True
-    v = loop.loop_var
     exts = _extents(an, region)
     if exts is None:
         return False
+    return _strides_past_tile(an, region, exts, loop.loop_var) or _fused_strides_past_tile(an, region, exts, loop)
+
+
+def _strides_past_tile(an: Analyzer, region, exts: list, v) -> bool:
+    """Some dimension's minimum is ``c * v + (terms without v)`` with ``|c| >=`` its extent."""
     for (lo, _), ext in zip(region, exts):
         if not uses_var(lo, v):
             continue
@@ -161,6 +169,27 @@ def _disjoint_over(an: Analyzer, region, loop: For) -> bool:
                 and abs(d1.value) >= ext:
             return True  # lo = c * v + (terms without v) with |c| >= extent: a stride past the tile
     return False
+
+
+def _fused_strides_past_tile(an: Analyzer, region, exts: list, loop: For) -> bool:
+    """The loop is a fused one (``f``) whose pieces (``f // 2``, ``f % 2``) each move one dimension's
+    minimum by at least its extent, and together the pieces tell every iteration apart: two
+    iterations then differ in some piece, so their rectangles are apart in that dimension."""
+    v = loop.loop_var
+    atoms = AtomTable()
+    pieces: list = []
+    for (lo, _), ext in zip(region, exts):
+        lin = linear_atoms(lo, atoms)
+        of_v = [k for k in lin if k is not None and uses_var(k, v)]
+        if len(of_v) != 1 or abs(lin[of_v[0]]) < ext:
+            continue
+        piece = of_v[0]
+        if uses_var(piece, lambda x: x is not v) or any(p is piece for p in pieces):
+            continue
+        pieces.append(piece)
+    if not pieces or not isinstance(loop.min, E.IntImm) or loop.min.value != 0:
+        return False
+    return detect_iter_map(pieces, {v: E.Range(loop.min, loop.extent)}, check_level="bijective") is not None
 
 
 def _common_depth(accesses: list) -> int:

@@ -13,6 +13,16 @@ i * 4 + j - 2
 >>> lo, hi = lin_bounds(lin, {j: (0, 3)})
 >>> print(to_expr(lo), "..", to_expr(hi))
 i * 4 - 2 .. i * 4 + 1
+
+A fused loop's ``f // 8`` and ``f % 8`` are not affine; ``linear_atoms`` keeps each such term
+as one opaque key (structurally equal terms share one key), so regions under a fused loop keep
+exact extents:
+
+>>> f = Var("f")
+>>> atoms = AtomTable()
+>>> lo, hi = linear_atoms(f % 8 * 4 + j, atoms), linear_atoms(f % 8 * 4 + j + 3, atoms)
+>>> print(to_expr(lin_sub(hi, lo)))
+3
 """
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ from typing import Mapping, Optional
 
 from ..expr import Add, IntImm, Mul, PrimExpr, Sub, Var
 from . import interval as iv
+from .simplify import expr_key
 
 Linear = dict  # {Var | None: int}
 
@@ -49,6 +60,41 @@ def linear(e: PrimExpr) -> Optional[Linear]:
             return _scaled(b, a.get(None, 0))
         return None
     return None
+
+
+class AtomTable:
+    """One canonical object per structurally distinct opaque term, so that linear forms built
+    from separately constructed expressions (``f % 8`` in a region's min and in its max) share keys."""
+
+    def __init__(self) -> None:
+        self._memo: dict = {}
+        self._by_key: dict = {}
+
+    def canonical(self, e: PrimExpr) -> PrimExpr:
+        return self._by_key.setdefault(expr_key(e, self._memo), e)
+
+
+def linear_atoms(e: PrimExpr, atoms: AtomTable) -> Linear:
+    """The linear form of ``e`` where each non-affine term (``f // 8``, ``f % 8``, ``i * n``) is an
+    opaque key: the canonical object ``atoms`` holds for it. Never None."""
+    if isinstance(e, IntImm):
+        return {None: e.value}
+    if isinstance(e, Var):
+        return {e: 1}
+    if isinstance(e, (Add, Sub)):
+        a, b = linear_atoms(e.a, atoms), linear_atoms(e.b, atoms)
+        s = 1 if isinstance(e, Add) else -1
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = out.get(k, 0) + s * v
+        return {k: v for k, v in out.items() if v != 0 or k is None}
+    if isinstance(e, Mul):
+        a, b = linear_atoms(e.a, atoms), linear_atoms(e.b, atoms)
+        if set(b) <= {None}:
+            return _scaled(a, b.get(None, 0))
+        if set(a) <= {None}:
+            return _scaled(b, a.get(None, 0))
+    return {atoms.canonical(e): 1}
 
 
 def _scaled(lin: Linear, c: int) -> Linear:
@@ -105,4 +151,4 @@ def lin_bounds(lin: Linear, relax: Mapping[Var, tuple]) -> tuple[Linear, Linear]
     return lo, hi
 
 
-__all__ = ["Linear", "linear", "const_of", "lin_sub", "to_expr", "lin_bounds"]
+__all__ = ["Linear", "AtomTable", "linear_atoms", "linear", "const_of", "lin_sub", "to_expr", "lin_bounds"]

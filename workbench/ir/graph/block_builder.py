@@ -228,6 +228,11 @@ class BlockBuilder:
         self._close_block()
         result = Tuple(tuple(as_expr(o) for o in output)) if isinstance(output, (list, tuple)) else \
             as_expr(output, "the function's output")
+        for value in (result.fields if isinstance(result, Tuple) else (result,)):
+            if isinstance(value, DataflowVar):
+                raise BlockBuilderError(
+                    f"bb.emit_func_output: {value.name} is a dataflow variable, visible only inside its "
+                    f"`with bb.dataflow():` block; make it an output there with bb.emit_output")
         attrs = dict(frame.attrs)
         if not frame.private:
             attrs = {"global_symbol": frame.name, **attrs}

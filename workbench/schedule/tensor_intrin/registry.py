@@ -10,7 +10,9 @@ A tensor intrinsic is two small PrimFuncs over the same buffer parameters:
 
 ``sch.tensorize(block, name)`` matches a block against ``desc`` and puts ``impl`` in
 its place. ``target_features`` are the CPU features ``impl`` needs; tensorize
-refuses an intrinsic whose features the target lacks.
+refuses an intrinsic whose features the target lacks. ``precision`` states how
+``impl``'s results relate to ``desc``'s (``"exact"``, or the contract where they may
+differ, e.g. a float sum in another order); ``wb.list_tensor_intrins()`` shows it.
 
 >>> import workbench as wb
 >>> from workbench.schedule.tensor_intrin import get_tensor_intrin
@@ -38,7 +40,8 @@ class TensorIntrinNotFoundError(ScheduleArgumentError, KeyError):
 
 @dataclass(frozen=True)
 class TensorIntrin:
-    """A registered tensor intrinsic: ``desc`` (what), ``impl`` (how), the CPU features ``impl`` needs."""
+    """A registered tensor intrinsic: ``desc`` (what), ``impl`` (how), the CPU features ``impl`` needs,
+    and ``precision``: how ``impl``'s results relate to ``desc``'s (``"exact"``, or the contract)."""
 
     name: str
     desc: PrimFunc
@@ -46,10 +49,11 @@ class TensorIntrin:
     target_features: tuple = ()
     summary: str = ""
     notes: str = ""
+    precision: str = ""
 
     def __repr__(self) -> str:
         feats = ", ".join(self.target_features) or "none (any CPU)"
-        return (f"TensorIntrin({self.name!r}: {self.summary}; needs {feats})\n"
+        return (f"TensorIntrin({self.name!r}: {self.summary}; needs {feats}; precision: {_precision(self)})\n"
                 f"# description\n{self.desc.script()}\n# implementation\n{self.impl.script()}")
 
 
@@ -66,13 +70,16 @@ def _load_builtins() -> None:
 
 
 def register_tensor_intrin(name: str, desc: PrimFunc, impl: PrimFunc, *, target_features: Iterable[str] = (),
-                           summary: str = "", notes: str = "", override: bool = False) -> TensorIntrin:
+                           summary: str = "", notes: str = "", precision: str = "",
+                           override: bool = False) -> TensorIntrin:
     """Register a tensor intrinsic under ``name``; ``sch.tensorize(block, name)`` then uses it.
 
     ``desc`` and ``impl`` take the same buffers (same number, shapes and dtypes, in the
     same order). ``target_features`` lists the LLVM CPU features ``impl`` needs
     (``("avx512f", "avx512vnni")``). ``summary`` is the one line ``wb.list_tensor_intrins()``
-    shows (derived from ``desc`` when omitted).
+    shows (derived from ``desc`` when omitted). ``precision`` is the contract between
+    ``impl``'s results and ``desc``'s: ``"exact"`` where they are always equal, else how
+    they may differ (``wb.list_tensor_intrins()`` shows it; "not stated" when omitted).
 
     >>> import workbench as wb
     >>> @wb.prim_func
@@ -109,9 +116,14 @@ def register_tensor_intrin(name: str, desc: PrimFunc, impl: PrimFunc, *, target_
                                     f"name or pass override=True")
     from .describe import describe_desc
 
-    intrin = TensorIntrin(name, desc, impl, tuple(target_features), summary or describe_desc(desc), notes)
+    intrin = TensorIntrin(name, desc, impl, tuple(target_features), summary or describe_desc(desc), notes,
+                          precision)
     _REGISTRY[name] = intrin
     return intrin
+
+
+def _precision(t: TensorIntrin) -> str:
+    return t.precision or "not stated"
 
 
 def _shape(b) -> str:
@@ -138,11 +150,12 @@ class IntrinTable(list):
     def names(self) -> list[str]:
         return [t.name for t in self]
 
-    def rows(self, target=None) -> list[tuple[str, str, str, str]]:
+    def rows(self, target=None) -> list[tuple[str, ...]]:
+        """(name, target features, computes, precision[, runs on ``target``]) for each intrinsic."""
         out = []
         for t in self:
             feats = ", ".join(t.target_features) or "-"
-            row = (t.name, feats, t.summary)
+            row = (t.name, feats, t.summary, _precision(t))
             if target is not None:
                 from ...backend.target import missing_features
 
@@ -159,7 +172,7 @@ class IntrinTable(list):
         except Exception:  # pragma: no cover - no LLVM
             host = None
         rows = self.rows(host)
-        head = ("name", "target features", "computes") + (("runs on this host",) if host is not None else ())
+        head = ("name", "target features", "computes", "precision") + (("runs on this host",) if host is not None else ())
         widths = [max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in enumerate(head)]
         fmt = "  ".join("{:<%d}" % w for w in widths)
         lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
@@ -174,13 +187,14 @@ class IntrinTable(list):
 
         rows = self.rows()
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return ("<table><tr><th>name</th><th>target features</th><th>computes</th></tr>" + body + "</table>")
+        return ("<table><tr><th>name</th><th>target features</th><th>computes</th><th>precision</th></tr>" + body
+                + "</table>")
 
     def to_frame(self):
         """The table as a pandas DataFrame."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows(), columns=["name", "target features", "computes"])
+        return pd.DataFrame(self.rows(), columns=["name", "target features", "computes", "precision"])
 
 
 def list_tensor_intrins() -> IntrinTable:

@@ -41,6 +41,7 @@ def matmul_add_4x4_impl(a: wb.handle, b: wb.handle, c: wb.handle):
 
 
 register_tensor_intrin("matmul_add_4x4", matmul_add_4x4_desc, matmul_add_4x4_impl, override=True,
-                       notes="plain loops (i, j unrolled); for teaching: any CPU, and the interpreter")
+                       notes="plain loops (i, j unrolled); for teaching: any CPU, and the interpreter",
+                       precision="exact (the same operations in the same order as the description)")
 
 __all__ = ["matmul_add_4x4_desc", "matmul_add_4x4_impl"]

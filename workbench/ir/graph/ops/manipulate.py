@@ -330,8 +330,22 @@ def _slice_plan(x: TensorType, attrs) -> dict:
     return plan
 
 
+def _is_symbolic(v) -> bool:
+    return isinstance(v, PrimExpr) and const_value(v) is None
+
+
 def _slice_axis(x: TensorType, a: int, b, e, s: int) -> tuple:
     d = x.shape[a]
+    if _is_symbolic(b) or _is_symbolic(e):
+        # a symbolic bound (``end=[seq]``) is taken as inside the dimension, as TVM's assume_inbound
+        if s < 1:
+            raise GraphTypeError(f"strided_slice: a symbolic begin or end on axis {a} of x {shape_str(x.shape)} "
+                                 f"needs a positive stride, got {s}")
+        start = IntImm(0, "int32") if b is None else convert(b)
+        stop = d if e is None else convert(e)
+        return start, s, simplify((stop - start + (s - 1)) // s)
+    b = None if b is None else int(const_value(b) if isinstance(b, PrimExpr) else b)
+    e = None if e is None else int(const_value(e) if isinstance(e, PrimExpr) else e)
     dc = const_value(d)
     if dc is not None:
         start, stop, step = slice(b, e, s).indices(dc)
@@ -364,8 +378,18 @@ def _slice_reference(arrays, attrs):
     idx = [slice(None)] * x.ndim
     strides = attrs.get("strides") or [1] * len(attrs["axes"])
     for a, b, e, s in zip(attrs["axes"], attrs["begin"], attrs["end"], strides):
-        idx[a] = slice(b, e, s)
+        idx[a] = slice(_plain_bound(b), _plain_bound(e), s)
     return x[tuple(idx)]
+
+
+def _plain_bound(v):
+    if v is None or isinstance(v, int):
+        return v
+    c = const_value(v)
+    if c is None:
+        raise GraphTypeError(f"strided_slice: the reference needs the value of the bound `{v}`; put the size "
+                             "variables' values into attrs first")
+    return int(c)
 
 
 register_op("strided_slice", infer=_slice_infer, legalize=_slice_legalize, reference=_slice_reference,

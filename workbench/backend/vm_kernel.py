@@ -1,0 +1,94 @@
+"""Calling compiled kernels from the VM without checking, on every call, what the VM already checked.
+
+A compiled kernel (``BuiltFunction``) checks each argument (type, dtype, rank, shape,
+contiguity, overlap, writability) and binds its size variables on every call, which costs
+far more than a small kernel's run. In the VM the dtypes and ranks are known to match
+(checked when the VM is made), arrays are C-contiguous (inputs are made so, outputs are
+fresh), so only the shapes can still disagree with the kernel's buffers. :class:`KernelCall`
+therefore makes the kernel's full checked call the first time it sees a combination of
+argument shapes, and afterwards, for those shapes, passes the data pointers and the size
+variables (read from the argument shapes) straight to the native entry point.
+
+>>> import numpy as np
+>>> import workbench as wb
+>>> from workbench import te
+>>> A = te.placeholder((wb.var("n"),), "float32", name="A")
+>>> m = wb.build(te.create_prim_func([A, te.compute(A.shape, lambda i: A[i] + 1.0, name="B")], name="inc"),
+...              target="llvm")
+>>> call = KernelCall(m["inc"])
+>>> a = np.arange(3, dtype="float32"); b = np.empty(3, "float32")
+>>> call(a, b); call(a, b); b.tolist(), call.fast
+([1.0, 2.0, 3.0], True)
+"""
+from __future__ import annotations
+
+import ctypes
+
+from ..ir import expr as E
+
+#: distinct argument-shape combinations remembered per kernel (forgotten all at once beyond this)
+MAX_SHAPES = 4096
+
+
+class KernelCall:
+    """``call(*arrays)``: the kernel's checked call for new argument shapes, a direct native call after that."""
+
+    def __init__(self, kernel):
+        from .llvm.codegen import ERR_SLOTS
+        from .llvm.module import BuiltFunction
+
+        self.kernel = kernel
+        self.name = kernel.name
+        self._err_slots = ERR_SLOTS
+        sources = _size_sources(kernel) if type(kernel) is BuiltFunction else None
+        self.fast = sources is not None and not kernel.module.host_lacks
+        self._sources = sources or []
+        self._nbuf = max(1, len(kernel.params))
+        self._nvar = max(1, len(self._sources))
+        self._seen: set = set()
+
+    def __call__(self, *arrays) -> None:
+        key = tuple(a.shape for a in arrays)
+        if not self.fast or key not in self._seen:
+            self.kernel(*arrays)  # every check; raises on a mismatch
+            if len(self._seen) >= MAX_SHAPES:
+                self._seen.clear()
+            self._seen.add(key)
+            return
+        bufs = (ctypes.c_void_p * self._nbuf)(*[a.ctypes.data for a in arrays])
+        scal = (ctypes.c_int64 * self._nvar)(*[0 if pos < 0 else arrays[pos].shape[d] for pos, d in self._sources])
+        err = (ctypes.c_int64 * self._err_slots)()
+        rc = self.kernel._cfn(ctypes.addressof(bufs), ctypes.addressof(scal), ctypes.addressof(err))
+        if rc:
+            self.kernel._raise(rc, err)
+
+    def __repr__(self) -> str:
+        return f"<KernelCall {self.name} ({'fast' if self.fast else 'checked'})>"
+
+
+def _size_sources(kernel) -> list | None:
+    """For each scalar slot of ``kernel``, ``(argument, dim)`` whose extent is that size variable, or ``(-1, 0)``
+    for a zero element offset; None when some slot has no such source (strides, scalar parameters)."""
+    where: dict[int, tuple[int, int]] = {}
+    offsets: set[int] = set()
+    for pos, p in enumerate(kernel.params):
+        buf = p.buffer
+        if buf is None or buf.strides:
+            return None
+        if isinstance(buf.elem_offset, E.Var):
+            offsets.add(id(buf.elem_offset))
+        for d, dim in enumerate(buf.shape):
+            if isinstance(dim, E.Var):
+                where.setdefault(id(dim), (pos, d))
+    sources = []
+    for v in kernel.var_order:
+        if id(v) in where:
+            sources.append(where[id(v)])
+        elif id(v) in offsets:
+            sources.append((-1, 0))
+        else:
+            return None
+    return sources
+
+
+__all__ = ["KernelCall", "MAX_SHAPES"]

@@ -1,0 +1,209 @@
+"""``wb.frontend.load(folder)``: a model folder as a graph-level module, its weights and its tokenizer.
+
+The folder holds config.json, model.safetensors (or shards) and tokenizer.json
+(:func:`~workbench.frontend.model_files.load_checkpoint` reads and checks them). The architecture named by
+config.json is built as an :class:`~workbench.frontend.nn.Module` and exported: ``model.mod`` has the graph
+function ``forward(input_ids, attention_mask, *params)`` over symbolic ``batch`` and ``seq``, and
+``model.param_list`` holds the weights in the order of ``params``.
+
+``model.embed(sentences)`` compiles the module once per target (LegalizeOps, FuseOps, FuseTIR,
+DefaultSchedule, ``wb.build``, ``wb.VirtualMachine``), runs it, mean-pools over the real tokens and
+L2-normalises. The scheduled module is kept on disk (``~/.cache/workbench/models``, or
+``$WORKBENCH_CACHE_DIR/models``) under the structural hash of the model's module, the target and the
+compiler's sources, so a new process skips the graph passes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..ir.function import IRModule
+from . import nn
+from .bert import BertModel, bert_specs
+from .config import ArchitectureConfig
+from .errors import ModelFileError, UnsupportedArchitectureError
+from .model_files import Checkpoint, load_checkpoint
+from .tokenizer import Tokenizer
+
+__all__ = ["Model", "load", "graph_architectures", "compile_module", "cache_dir"]
+
+#: model_type -> (config -> (module, export specs)): the architectures that have a graph definition
+_GRAPH_BUILDERS: dict[str, Callable[[Any], tuple[nn.Module, dict]]] = {
+    "bert": lambda config: (BertModel(config), bert_specs()),
+}
+
+
+def graph_architectures() -> list[str]:
+    """The ``model_type`` s :func:`load` can build a graph for."""
+    return sorted(_GRAPH_BUILDERS)
+
+
+def load(path: str | os.PathLike) -> "Model":
+    """The model in the folder ``path`` (config.json, model.safetensors, tokenizer.json).
+
+    A missing or corrupted file, a weight whose shape disagrees with config.json or an unsupported
+    architecture raises :class:`~workbench.frontend.errors.ModelFileError` naming the file and the fault.
+    """
+    return Model(load_checkpoint(path))
+
+
+class Model:
+    """A loaded model: ``.mod`` (the graph module), ``.params`` (name -> array), ``.param_list`` (the arrays in
+    the order of the graph function's weight parameters), ``.tokenizer``, ``.config``."""
+
+    def __init__(self, checkpoint: Checkpoint):
+        config = checkpoint.config
+        build = _GRAPH_BUILDERS.get(config.model_type)
+        if build is None:
+            raise UnsupportedArchitectureError(
+                f"{checkpoint.files.config}: there is no graph definition for architecture "
+                f"{config.model_type!r}; supported: {', '.join(graph_architectures())}")
+        module, specs = build(config)
+        self.mod, exported = module.export(specs)
+        self.config: ArchitectureConfig = config
+        self.tokenizer: Tokenizer | None = checkpoint.tokenizer
+        self.files = checkpoint.files
+        self.params: dict[str, np.ndarray] = {name: _as_param(checkpoint, name, p) for name, p in exported}
+        self.param_list: list[np.ndarray] = [self.params[name] for name, _ in exported]
+        self._vms: dict[str, Any] = {}
+
+    # running -------------------------------------------------------------------------------------
+    def virtual_machine(self, target: str = "llvm"):
+        """The compiled model for ``target`` (built on first use, then kept by this object)."""
+        vm = self._vms.get(target)
+        if vm is None:
+            from ..backend import build
+            from ..backend.vm import VirtualMachine
+
+            vm = self._vms[target] = VirtualMachine(build(compile_module(self.mod, target), target=target))
+        return vm
+
+    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray, target: str = "llvm") -> np.ndarray:
+        """The last hidden state ``[batch, seq, hidden]`` for token ids and mask ``[batch, seq]``."""
+        seq = np.shape(input_ids)[-1]
+        limit = getattr(self.config, "max_position_embeddings", None)
+        if limit is not None and seq > limit:
+            raise ValueError(f"the sequences have {seq} tokens but the model has position embeddings for only "
+                             f"{limit}; truncate them")
+        out = self.virtual_machine(target)["forward"](input_ids, attention_mask, *self.param_list)
+        return out.numpy() if hasattr(out, "numpy") else np.asarray(out)
+
+    def embed(self, sentences: Sequence[str], target: str = "llvm") -> np.ndarray:
+        """Sentence embeddings ``[len(sentences), hidden]``: tokenize (padded to the longest), run, mean-pool
+        over the real tokens, L2-normalise."""
+        if self.tokenizer is None:
+            raise ModelFileError(f"model folder {self.files.folder!r} has no tokenizer.json, so it cannot embed "
+                                 f"sentences; call model.forward(input_ids, attention_mask) with token ids")
+        batch = self.tokenizer(sentences)
+        hidden = self.forward(batch.input_ids, batch.attention_mask, target)
+        return l2_normalize(mean_pool(hidden, batch.attention_mask))
+
+    # display -------------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"Model({self.config.model_type}, {len(self.param_list)} weights, "
+                f"{sum(a.size for a in self.param_list):,} parameters, from {self.files.folder!r})")
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.mod._repr_mimebundle_(include, exclude)
+
+
+def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """Mean of ``hidden`` ``[B, S, H]`` over the positions where ``attention_mask`` is 1 -> ``[B, H]``."""
+    m = attention_mask.astype(hidden.dtype)[:, :, None]
+    return (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` scaled to unit length (zero rows stay zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+# compiling, with the scheduled module kept on disk --------------------------------------------------
+
+def cache_dir() -> str:
+    """Where scheduled model modules are kept: ``$WORKBENCH_CACHE_DIR/models`` or ``~/.cache/workbench/models``."""
+    root = os.environ.get("WORKBENCH_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "workbench")
+    return os.path.join(root, "models")
+
+
+def compile_module(mod: IRModule, target: str = "llvm") -> IRModule:
+    """``mod`` legalized, fused and scheduled for ``target``; read from the disk cache when it is there."""
+    path = os.path.join(cache_dir(), f"{_cache_key(mod, target)}.py")
+    cached = _read_cached(path)
+    if cached is not None:
+        return cached
+    compiled = _passes(target)(mod)
+    _write_cached(path, compiled.script())
+    return compiled
+
+
+def _passes(target: str):
+    from .. import transform
+
+    return transform.Sequential([transform.LegalizeOps(), transform.FuseOps(), transform.FuseTIR(),
+                                 transform.DefaultSchedule(target)])
+
+
+def _cache_key(mod: IRModule, target: str) -> str:
+    from ..ir.structural import structural_hash
+
+    h = hashlib.sha256()
+    h.update(str(structural_hash(mod)).encode())
+    h.update(str(target).encode())
+    h.update(_compiler_fingerprint().encode())
+    return h.hexdigest()[:32]
+
+
+_FINGERPRINT: list[str] = []
+
+
+def _compiler_fingerprint() -> str:
+    """A hash of the sources the scheduled module depends on (graph passes, op library, schedules), so a
+    changed compiler never reads a module an older one wrote."""
+    if not _FINGERPRINT:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        h = hashlib.sha256()
+        for folder in ("transform", os.path.join("ir", "graph"), "schedule", os.path.join("ir", "te"),
+                       os.path.join("ir", "op_library")):
+            for dirpath, _, files in sorted(os.walk(os.path.join(root, folder))):
+                for name in sorted(f for f in files if f.endswith(".py")):
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        h.update(name.encode() + f.read())
+        _FINGERPRINT.append(h.hexdigest())
+    return _FINGERPRINT[0]
+
+
+def _read_cached(path: str) -> IRModule | None:
+    from ..ir.parser import ScriptError, parse
+
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        mod = parse(text)
+    except ScriptError as e:
+        warnings.warn(f"the cached model module {path!r} does not parse ({e}); compiling again", stacklevel=3)
+        return None
+    return mod if isinstance(mod, IRModule) else None
+
+
+def _write_cached(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _as_param(checkpoint: Checkpoint, name: str, p: nn.Parameter) -> np.ndarray:
+    """The checkpoint's weight ``name`` in the parameter's dtype (float16/bfloat16 weights are converted)."""
+    array = checkpoint.weights.get(name)
+    if array is None:
+        raise ModelFileError(f"{checkpoint.files.weights}: the {checkpoint.config.model_type} graph needs weight "
+                             f"{name!r}, which the checkpoint does not have")
+    return array if array.dtype == np.dtype(p.dtype) else array.astype(p.dtype)
