@@ -1,5 +1,8 @@
 """Shared test configuration."""
+import atexit
 import os
+import shutil
+import tempfile
 
 # numpy's BLAS on one thread: the suite runs on 2 workers of a 2-core machine, and BLAS threads
 # fighting the workers made small matmuls ~10x slower (the thread count of workbench's own code is
@@ -10,6 +13,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the disk caches (compiled builds, scheduled models: workbench.backend.cache) of a test run live in a
+# temporary folder removed at exit, never in the user's ~/.cache/workbench
+_CACHE_DIR = tempfile.mkdtemp(prefix="workbench-test-cache-")
+atexit.register(shutil.rmtree, _CACHE_DIR, True)
+os.environ.setdefault("WORKBENCH_CACHE_DIR", _CACHE_DIR)
 # Debug mode for the whole suite: every schedule primitive verifies that the program it produces is
 # well formed (workbench.ir.verify). It is read when workbench.ir.verify is first imported, which is
 # after this conftest (tests/ir/test_verify.py checks that it is on); WORKBENCH_VERIFY=0 turns it off.

@@ -48,7 +48,7 @@ def test_size_not_a_multiple_of_the_tile_is_refused():
 def test_main_command_small(tmp_path):
     out = tmp_path / "plots"
     proc = subprocess.run([sys.executable, "-m", "workbench.demo", "--size", "64", "--out", str(out),
-                           "--min-time", "0.02"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           "--min-time", "0.02", "--model", "none"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "MPLBACKEND": "Agg"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
@@ -82,3 +82,27 @@ def test_main_command_skips_a_naive_run_above_the_cap(tmp_path):
     names = list(res.table["variant"])
     assert "naive" not in names and names[0] == "tiled" and names[-1] == "numpy"
     assert all(s == "ok" for s in res.table["status"])
+
+
+def test_model_section_compares_minilm_with_numpy_and_profiles_it():
+    from workbench.demo import minilm_folder, run_model_section
+
+    folder = minilm_folder()
+    if folder is None:
+        pytest.skip("all-MiniLM-L6-v2 is not installed: run scripts/setup.sh")
+    lines = []
+    out = run_model_section(folder, repeat=1, min_time=0.01, top=3, log=lambda *a: lines.append(" ".join(map(str, a))))
+    text = "\n".join(lines)
+    assert out["max_abs_diff"] <= 1e-4, text
+    assert set(out["sentences_per_s"]) >= {"workbench", "numpy"} and all(r > 0 for r in out["sentences_per_s"].values())
+    assert "max |difference| from the numpy reference" in text and "sentences/s" in text and "top kernels" in text
+    assert len(out["profile"]) >= 3 and abs(out["profile"]["share"].sum() - 1.0) < 1e-6
+    assert any("linear" in k for k in out["profile"]["kernel"].head(3)), text
+
+
+def test_main_command_without_the_model_installed_says_so(monkeypatch, capsys, tmp_path):
+    import workbench.demo as demo
+
+    monkeypatch.setattr(demo, "minilm_folder", lambda: None)
+    assert demo.main(["--size", "32", "--naive-max", "16", "--min-time", "0.01", "--out", str(tmp_path)]) == 0
+    assert "all-MiniLM-L6-v2 is not installed" in capsys.readouterr().out

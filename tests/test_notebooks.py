@@ -53,6 +53,16 @@ print("WB_CHECK " + json.dumps({
     "speedup": float(res[TENSORIZED].timing.median and res[PLAIN].timing.median / res[TENSORIZED].timing.median),
     "tensorized_script": sch_t.func.script()}))
 """,
+    "08_auto_tuning": """
+import json
+print("WB_CHECK " + json.dumps({
+    "N": N, "replayed_equal": bool(structural_equal(replayed.func, sch.func)), "hand": len(found),
+    "fn_ok": int(result_fn.table["ok"].sum()), "rules_ok": int(result.table["ok"].sum()),
+    "best_trace": str(best.trace), "best_matches": bool(structural_equal(best.schedule.func,
+                                                                          best.trace.apply(matmul).func)),
+    "again_from_db": int(again.table["from_database"].sum()), "kernel_attrs": sorted(tuned_model[kernel_name].attrs),
+    "model_err": model_err, "fig": type(fig_tune).__name__}))
+""",
 }
 
 
@@ -143,3 +153,12 @@ def test_notebook_runs(path, monkeypatch):
         assert "call_intrin" in v["tensorized_script"]
         assert v["speedup"] > 0, v   # measured; how much it gains is for benchmarks/int8_matmul_cpu.py
         assert "image/png" in mimes
+    elif name == "08_auto_tuning":
+        assert v["N"] == 128 and v["replayed_equal"] and v["hand"] == 2
+        assert v["fn_ok"] >= 1 and v["rules_ok"] >= 1, v
+        assert "sample_perfect_tile" in v["best_trace"] and v["best_matches"]
+        assert v["again_from_db"] >= 8, v       # resumed: both earlier runs' measurements came from the file
+        assert "tuned" in v["kernel_attrs"], v  # DefaultSchedule replayed the database's trace
+        assert v["model_err"] < 1e-3 * 128, v
+        assert v["fig"] == "Figure" and "image/png" in mimes
+        assert '"insts"' in text or "sample_perfect_tile" in text   # the trace and its JSON were printed

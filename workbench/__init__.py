@@ -57,6 +57,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "register_backend": ("workbench.backend.driver", "register_backend"),
     "VirtualMachine": ("workbench.backend.vm", "VirtualMachine"),
     "profile": ("workbench.backend.vm", "profile"),
+    "device": ("workbench.backend.ndarray", "device"),
+    "nd": ("workbench.backend.ndarray", None),
     # tuning
     "benchmark": ("workbench.tuning", "benchmark"),
     "machine_peak": ("workbench.tuning", "machine_peak"),

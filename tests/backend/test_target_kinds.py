@@ -149,7 +149,7 @@ def test_bad_gpu_targets(spec, word):
         Target(spec)
 
 
-@pytest.mark.parametrize("spec", ["cuda -arch=sm_80", "opencl"])
+@pytest.mark.parametrize("spec", ["cuda -arch=sm_80"])
 def test_building_for_a_kind_without_backend_says_so(spec):
     with pytest.raises(BackendUnavailableError, match="no .* backend is available yet") as info:
         wb.build(_double(), target=spec)

@@ -177,3 +177,25 @@ def test_fused_loop_disjointness_for_compaction(mins, apart):
 @pytest.mark.parametrize("n", [256, 512])
 def test_register_tiled_matmul_compacted_matches_numpy(n):
     _check_built(register_tiled_matmul(n).mod, n)
+
+
+def test_compute_at_init_with_symbolic_reduction_inside_keeps_updates():
+    """Fuzzer seed 9413000264: a loop of symbolic extent (k < n) inside the target loop made every dim
+    unbounded, so the decomposed init zeroed all of y at each i_0 and wiped the rows already summed."""
+    n = te.var("n")
+    x = te.placeholder((6, n), "float32", name="x")
+    k = te.reduce_axis((0, n), name="k")
+    y = te.compute((6,), lambda i: te.sum(x[i, k], axis=k), name="y")
+    sch = wb.Schedule(wb.create_prim_func([x, y]))
+    i, kk = sch.get_loops(sch.get_block("y"))
+    init = sch.decompose_reduction(sch.get_block("y"), i)
+    i0, _ = sch.split(sch.get_loops(sch.get_block("y_update"))[0], factors=[None, 2])
+    sch.compute_at(init, i0)
+    assert _extents_under("i_0", sch.func, "y_init") == [2]
+    xs = np.random.default_rng(2).standard_normal((6, 5)).astype("float32")
+    out = np.zeros(6, "float32")
+    evaluate(sch.func, xs, out)
+    np.testing.assert_allclose(out, xs.sum(axis=1), rtol=1e-5, atol=1e-5)
+    out = np.zeros(6, "float32")
+    wb.build(sch.mod, target=AVX2)(xs, out)
+    np.testing.assert_allclose(out, xs.sum(axis=1), rtol=1e-5, atol=1e-5)

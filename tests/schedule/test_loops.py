@@ -118,8 +118,11 @@ def test_split_twice_says_undo():
     sch.split(i, factors=[None, 32])
     # re-running the cell: the handle was consumed by the split
     err = refused(sch, sch.split, i, factors=[None, 32], exc=InvalidHandleError)
-    assert "loop i was already split by step 1 (split)" in err.message
+    assert "this step is already step 1 (split(loop i, factors=[None, 32]))" in err.message
     assert "sch.undo()" in err.message
+    # another request with the consumed handle says which step consumed it
+    err = refused(sch, sch.split, i, factors=[None, 8], exc=InvalidHandleError)
+    assert "loop i was already split by step 1 (split)" in err.message
     sch.undo()
     io, ii = sch.split(i, factors=[None, 32])  # after undo the handle works again
     assert sch.get(ii).extent.value == 32

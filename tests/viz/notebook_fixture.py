@@ -42,7 +42,17 @@ sys.path.insert(0, {tests_viz!r})
 import programs
 long_func = programs.many_blocks(1700)
 long_func""",
+    # 5: reverse_compute_at: the tree-level diff, a selection that stays on its loop across steps
+    """s2 = wb.Schedule(func)
+i2, j2, k2 = s2.get_loops(s2.get_block("C"))
+i2o, i2i = s2.split(i2, factors=[None, 16])
+s2.reverse_compute_at(s2.get_block("D"), i2o)
+s2""",
+    # 6: an uncaught schedule error: the error view, no internal frames (last: it stops "run all")
+    """s3 = wb.Schedule(func)
+s3.vectorize(s3.get_loops(s3.get_block("C"))[2])   # a reduction loop: refused""",
 ]
+RAISES = {6}  # cells that end in an error on purpose (tagged for nbclient)
 
 
 def write_notebook(path: Path) -> Path:
@@ -51,6 +61,8 @@ def write_notebook(path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     tests_viz = str(Path(__file__).resolve().parent)
     nb.cells = [nbformat.v4.new_code_cell(src.replace("{tests_viz!r}", repr(tests_viz))) for src in CELLS]
+    for k in RAISES:
+        nb.cells[k].metadata["tags"] = ["raises-exception"]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}
     path = Path(path)

@@ -150,12 +150,18 @@ def test_widgets_in_jupyterlab(jupyterlab):
                     if attempt == 2:
                         raise
             roots = page.locator(".wb-root[data-ready='1']")
-            page.wait_for_function("document.querySelectorAll(\".wb-root[data-ready='1']\").length >= 5",
+            page.wait_for_function("document.querySelectorAll(\".wb-root[data-ready='1']\").length >= 6",
                                    timeout=45_000)
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            cells = page.locator(".jp-Notebook .jp-CodeCell")
+            cells.nth(6).locator(".wb-static-error-view").wait_for()  # the last cell fails on purpose
+            errors = page.locator(".jp-CodeCell:not(:last-child) "
+                                  ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
             assert errors.count() == 0, errors.first.inner_text()
-            assert roots.count() == 5
-            prog, sched, graph, sched2, long_view = (roots.nth(k) for k in range(5))
+            assert roots.count() == 6
+            prog, sched, graph, sched2, long_view, moved = (roots.nth(k) for k in range(6))
+            # the static views published beside the live widgets are hidden while the widgets show
+            assert page.locator(".wb-fallback").count() == 6
+            assert all(not f.is_visible() for f in page.locator(".wb-fallback").all())
 
             # --- the PrimFunc widget: select a loop, its lines light up -------------------
             assert prog.locator(".wb-title").inner_text() == "PrimFunc main"
@@ -182,7 +188,7 @@ def test_widgets_in_jupyterlab(jupyterlab):
             # --- the schedule widget: another step, another program -----------------------
             steps = sched.locator(".wb-step")
             assert steps.count() == 6  # original, split, split, reorder, parallel, the error
-            assert "sch.split" in steps.nth(1).inner_text()
+            assert "split(loop i, factors=[None, 16])" in steps.nth(1).inner_text()
             err_step = sched.locator(".wb-step-error")
             assert err_step.count() == 1
             # it opens on the last step: the error, with the loop marked
@@ -209,6 +215,8 @@ def test_widgets_in_jupyterlab(jupyterlab):
                 "() => document.querySelectorAll('.wb-root')[1].querySelector('.wb-code-lines')"
                 ".innerText.includes('wb.grid(4, 16')")
             sched.locator(".wb-tab[data-tab='diff']").click()
+            sched.locator(".wb-td-added", has_text="loop i_0 (extent 4) added").wait_for()  # the tree-level diff
+            sched.locator(".wb-textdiff-toggle").click()                                # the text diff, a click away
             sched.locator(".wb-diff-row.wb-add").first.wait_for()
             assert sched.locator(".wb-diff-row.wb-del").count() >= 1
             _shot(sched, "viz-schedule-diff.png")
@@ -243,6 +251,7 @@ def test_widgets_in_jupyterlab(jupyterlab):
             assert long_view.locator(".wb-line.wb-hl").first.inner_text().find("for i in wb.serial(64)") >= 0
             _shot(long_view, "viz-long-program.png")
             _shot(page, "viz-notebook.png")
+            _check_issue15_views(page, jupyterlab, prog, moved, cells)
         except Exception:
             try:  # what the page looked like when it failed
                 _shot(page, "viz-failure.png")
@@ -252,3 +261,127 @@ def test_widgets_in_jupyterlab(jupyterlab):
             raise
         finally:
             browser.close()
+
+
+def _wait_step(page, root_index: int, step: int) -> None:
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.wb-root')[{root_index}].querySelector('.wb-step-on')"
+        f"?.dataset.step === '{step}'")
+
+
+def _check_issue15_views(page, jupyterlab, prog, moved, cells) -> None:
+    """Buffers, a selection that stays on its loop across steps, the tree-level diff, the error view of
+    an uncaught error, the narrow layout, the dark theme, the saved notebook reopened without the
+    widgets' models, and the nbconvert HTML export."""
+    # the buffers panel: name, shape, dtype, scope of parameters and intermediates
+    bufs = prog.locator(".wb-buf-row")
+    assert bufs.count() == 4
+    assert [c.strip() for c in bufs.nth(3).locator("td").all_text_contents()[:4]] == [
+        "C", "[64, 64]", "float32", "global"]
+
+    # a selected loop stays that loop at other steps (or nothing): ids name loops, not positions
+    _wait_step(page, 5, 2)
+    k_row = moved.locator(".wb-row:has(> .wb-label > .wb-var:text-is('k'))")
+    k_row.locator(".wb-label").click()
+    page.wait_for_function("() => document.querySelectorAll('.wb-root')[5].querySelector('.wb-row.wb-sel')")
+    for step in (0, 1, 2):
+        moved.locator(f".wb-step[data-step='{step}']").click()
+        _wait_step(page, 5, step)
+        page.wait_for_timeout(150)
+        sel = moved.locator(".wb-row.wb-sel")
+        assert sel.count() == 1 and sel.locator(".wb-var").inner_text() == "k", sel.all_inner_texts()
+    _shot(moved, "viz-selection-stable.png")
+
+    # the tree-level diff of reverse_compute_at: block D moved, its new loops added; the text diff a click away
+    moved.locator(".wb-tab[data-tab='diff']").click()
+    moved_row = moved.locator(".wb-td-moved", has_text='block "D" moved under loop ax1')
+    moved_row.wait_for()
+    assert moved.locator(".wb-td-added").count() == 2
+    assert not moved.locator(".wb-diff-row").first.is_visible()
+    _shot(moved, "viz-tree-diff.png")
+    moved.locator(".wb-textdiff-toggle").click()
+    moved.locator(".wb-diff-row.wb-add").first.wait_for()
+    assert moved.locator(".wb-step[data-step='2']").inner_text().endswith('reverse_compute_at(block "D", loop i_0)')
+    moved.locator(".wb-tab[data-tab='loops']").click()
+
+    # an uncaught ScheduleError: the error view (place marked), a traceback without workbench's frames
+    err_cell = cells.nth(6)
+    view = err_cell.locator(".wb-static-error-view")
+    assert view.is_visible() and "ReductionLoopError" in view.inner_text()
+    assert "# <-- here" in view.inner_text()
+    trace = err_cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").inner_text()
+    assert "ReductionLoopError" in trace and "workbench/schedule" not in trace and "interactiveshell" not in trace
+    _shot(err_cell, "viz-uncaught-error.png")
+
+    # a narrow output area: one column, the script scrolls sideways instead of being cut
+    page.set_viewport_size({"width": 900, "height": 1000})
+    page.wait_for_timeout(300)
+    cols = prog.locator(".wb-panes").evaluate("e => getComputedStyle(e).gridTemplateColumns.split(' ').length")
+    assert cols == 1
+    assert prog.locator(".wb-code").evaluate("e => getComputedStyle(e).overflowX") == "auto"
+    _shot(prog, "viz-narrow.png")
+    page.set_viewport_size({"width": 1500, "height": 1000})
+
+    # the dark theme: JupyterLab's colours, readable buttons
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
+    page.wait_for_timeout(500)
+    lum = "e => { const m = getComputedStyle(e)[PROP].match(/\\d+(\\.\\d+)?/g).map(Number);" \
+          " return (0.2126 * m[0] + 0.7152 * m[1] + 0.0722 * m[2]) / 255; }"
+    assert moved.evaluate(lum.replace("PROP", "'backgroundColor'")) < 0.3
+    assert moved.locator(".wb-prev").evaluate(lum.replace("PROP", "'color'")) > 0.6
+    assert moved.locator(".wb-title").evaluate(lum.replace("PROP", "'color'")) > 0.6
+    _shot(moved, "viz-dark-theme.png")
+    _shot(prog, "viz-dark-theme-program.png")
+
+    # save, stop the kernel, reopen: the widgets' models are gone; the static views show, no error text
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(1000)
+    _delete_sessions(jupyterlab)
+    page.goto(f"{jupyterlab['base']}/lab/tree/viz.ipynb?token={jupyterlab['token']}&reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    page.wait_for_function("document.querySelectorAll('.jp-Notebook .wb-fallback').length >= 6")
+    page.wait_for_timeout(3000)  # the widget manager gives up on the missing models
+    assert page.locator(".wb-root").count() == 0
+    fallbacks = page.locator(".jp-Notebook .wb-fallback")
+    assert fallbacks.count() == 6 and all(f.is_visible() for f in fallbacks.all())
+    assert all(not e.is_visible() for e in page.get_by_text("Error displaying widget").all())
+    assert page.locator(".wb-fallback .wb-static-program").first.is_visible()
+    _shot(page, "viz-reopened-without-models.png")
+
+    # nbconvert's HTML of a notebook executed with default settings (widget state saved): every program shows
+    html = _executed_html(jupyterlab["dir"])
+    page.goto(html.as_uri())
+    fallbacks = page.locator(".wb-fallback")
+    assert fallbacks.count() == 6 and all(f.is_visible() for f in fallbacks.all())
+    assert page.locator(".wb-static-error-view").is_visible()
+    for name in ("wb-static-program", "wb-static-schedule"):
+        assert page.locator(f".wb-fallback .{name}").first.is_visible()
+    _shot(page, "viz-nbconvert-html.png")
+
+
+def _delete_sessions(jupyterlab) -> None:
+    base, token = jupyterlab["base"], jupyterlab["token"]
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=10) as r:
+        sessions = json.load(r)
+    for sess in sessions:
+        req = urllib.request.Request(f"{base}/api/sessions/{sess['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=10).close()
+
+
+def _executed_html(work: Path) -> Path:
+    import nbclient
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(work / "viz.ipynb"), as_version=4)
+    for cell in nb.cells:
+        cell.outputs = []
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(work)}}).execute()
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    out = work / "executed.html"
+    out.write_text(body)
+    return out

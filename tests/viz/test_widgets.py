@@ -25,7 +25,7 @@ def test_program_widget_state():
     assert len(p["lines"]) == len(f.script().splitlines())
     assert [d["name"] for d in iter_nodes(p["tree"]) if d["kind"] == "block"] == ["Y", "C"]
     assert {x["kind"] for x in w.legend} == {"serial", "parallel", "vectorized", "unrolled", "thread_binding"}
-    assert 'id="wb&#45;n3"' in w.graph_svg  # block Y, clickable in the graph
+    assert 'id="wb&#45;block&#45;Y"' in w.graph_svg  # block Y, clickable in the graph
     assert "_esm" in w.keys and "export default" in w._esm
     data, _ = w._repr_mimebundle_()
     assert WIDGET_MIME in data and "wb-static-program" in data["text/html"]
@@ -83,7 +83,7 @@ def test_real_schedule_displays_as_a_widget():
     assert WIDGET_MIME in b and "wb-static-schedule" in b["text/html"]
     w = show(sch)
     assert [s["text"] for s in w.steps] == [
-        "original program", "l2, l3 = sch.split(l1, factors=[None, 8])", "sch.vectorize(l3)"]
+        "original program", "split(loop i, factors=[None, 8])", "vectorize(loop i_1)"]
     kinds = [d["loop_kind"] for d in iter_nodes(w.program["tree"]) if d["kind"] == "loop"]
     assert kinds == ["serial", "vectorized"]
 
@@ -92,7 +92,7 @@ def test_module_widget_switches_functions():
     w = ModuleWidget(P.module())
     assert [f["name"] for f in w.functions] == ["mm_relu", "gpu_add"] and w.current == "mm_relu"
     assert 'id="wb&#45;fn&#45;gpu_add"' in w.graph_svg
-    w.selected = "n1"
+    w.selected = "loop-j"
     w.current = "gpu_add"
     assert w.selected == ""  # a selection does not carry over to another function
     loops = [d for d in iter_nodes(w.program["tree"]) if d["kind"] == "loop"]

@@ -6,8 +6,8 @@ GPU kinds, its host/device split pass) without changes here or in the LLVM
 backend. A kind with no backend registered is looked up as the sub-package
 ``workbench.backend.<kind>``, which registers itself when imported.
 
->>> sorted(k for k in available_backends())
-['llvm']
+>>> "llvm" in available_backends()     # others register when their sub-package is first imported
+True
 """
 from __future__ import annotations
 
@@ -110,8 +110,10 @@ def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name:
     ``checks=True`` adds bound checks: an out-of-bounds access raises ``IndexError``
     instead of crashing. The result is cached by the program's structural hash and the target, so building the same
     program twice compiles once (``cache=False`` forces a fresh build); each build
-    returns its own module object sharing the compiled code. ``wb.call_extern`` may
-    call the C math functions (``expf``, ``tanhf``, ``erff``, ``powf``, ...); any other
+    returns its own module object sharing the compiled code. LLVM builds are also kept on disk
+    (:mod:`workbench.backend.cache`), so a new process loads the machine code instead of compiling
+    again (not for ``emulate=True``; ``cache=False`` or ``WORKBENCH_NO_DISK_CACHE=1`` turn it off).
+    ``wb.call_extern`` may call the C math functions (``expf``, ``tanhf``, ``erff``, ``powf``, ...); any other
     C function must be allowed explicitly, ``allow_extern={"memset"}``, or the build
     refuses (a program could otherwise call ``system``).
 
@@ -142,7 +144,8 @@ def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name:
         hit = _cache.get(key)
         if hit is not None:
             return hit
-    mod = build_fn(funcs, tgt, checks=checks, emulate=emulate, allow_extern=allow)
+    extra = {"cache_key": key} if build_fn is build_llvm else {}
+    mod = build_fn(funcs, tgt, checks=checks, emulate=emulate, allow_extern=allow, **extra)
     if key is not None:
         _cache.put(key, mod)
     return mod
@@ -165,8 +168,17 @@ def _build_executable(mod: IRModule, target, **options):
 
 
 def build_llvm(funcs: dict, tgt: Target, *, checks: bool = False, emulate: bool = False,
-               allow_extern=frozenset()):
-    """The LLVM backend: lower, generate LLVM IR, optimise and JIT-compile (or run in the CPU emulator)."""
+               allow_extern=frozenset(), cache_key: tuple | None = None):
+    """The LLVM backend: lower, generate LLVM IR, optimise and JIT-compile (or run in the CPU emulator).
+
+    With ``cache_key`` (the compile cache's key of this build) a native build is read from the disk
+    cache when it is there, and written to it otherwise (unless ``WORKBENCH_NO_DISK_CACHE`` is set).
+    """
+    use_disk = cache_key is not None and not emulate and _cache.disk_enabled()
+    if use_disk:
+        m = _load_llvm_build(cache_key, funcs, tgt, checks)
+        if m is not None:
+            return m
     import ctypes
 
     from .llvm.codegen import ModuleCodegen
@@ -196,7 +208,7 @@ def build_llvm(funcs: dict, tgt: Target, *, checks: bool = False, emulate: bool 
 
         _cache.count_compile()
         return compile_emulated(funcs, lowered, infos, text, tgt, times, _symbol)
-    engine, opt_text, tm = compile_ir(text, tgt, times)
+    engine, opt_text, tm, obj = compile_ir(text, tgt, times)
     slot = engine.get_global_value_address("__wb_launch")
     ctypes.c_void_p.from_address(slot).value = LAUNCH_ADDR
     _cache.count_compile()
@@ -204,7 +216,77 @@ def build_llvm(funcs: dict, tgt: Target, *, checks: bool = False, emulate: bool 
     for n, f in funcs.items():
         info, var_order = infos[n]
         m.functions[n] = BuiltFunction(m, n, info.symbol, f, lowered[n], info, var_order)
+    if use_disk and obj:
+        _store_llvm_build(cache_key, m, obj)
     return m
+
+
+# the disk cache of LLVM builds ------------------------------------------------------------------------
+
+def _store_llvm_build(key: tuple, m, obj: bytes) -> None:
+    """Write what :func:`_load_llvm_build` needs: the object code, both IR texts (zlib) and, per function,
+    its symbol, run-time check messages and which parameters it writes (JSON)."""
+    import zlib
+
+    functions = {}
+    for n, bf in m.functions.items():
+        info = bf.info
+        functions[n] = {"symbol": info.symbol, "info_name": info.name, "messages": list(info.messages),
+                        "parallel_fns": list(info.parallel_fns), "written": [p.written for p in bf.params],
+                        "num_vars": len(bf.var_order)}
+    if not all(isinstance(s, str) for f in functions.values() for s in f["messages"] + f["parallel_fns"]):
+        return  # not plain text: the build stays in memory only
+    blobs = {"object": obj, "ir": zlib.compress(m.source("ll-raw").encode(), 1),
+             "opt": zlib.compress(m.source("ll").encode(), 1)}
+    _cache.disk_put(key, {"functions": functions}, blobs)
+
+
+def _load_llvm_build(key: tuple, funcs: dict, tgt: Target, checks: bool):
+    """The module for ``funcs`` rebuilt from its disk cache entry (no lowering or compiling), or None."""
+    from .llvm.module import size_vars
+
+    var_orders = {n: size_vars(f) for n, f in funcs.items()}
+    entry = _cache.disk_get(key, valid=lambda header, blobs: _entry_fits(header, blobs, funcs, var_orders))
+    if entry is None:
+        return None
+    header, blobs = entry
+    import ctypes
+    import zlib
+
+    from .llvm.codegen import FuncInfo
+    from .llvm.module import BuiltFunction, LLVMModule, load_object, restored_param_specs
+    from .llvm.runtime import LAUNCH_ADDR
+    from .lower import lower
+
+    times: dict = {}
+    engine, tm = load_object(blobs["object"], tgt, times)
+    ctypes.c_void_p.from_address(engine.get_global_value_address("__wb_launch")).value = LAUNCH_ADDR
+    m = LLVMModule(tgt, engine, zlib.decompress(blobs["ir"]).decode(), zlib.decompress(blobs["opt"]).decode(),
+                   tm, times)
+    for n, f in funcs.items():
+        rec = header["functions"][n]
+        info = FuncInfo(rec["info_name"], rec["symbol"], list(rec["messages"]), list(rec["parallel_fns"]))
+        m.functions[n] = BuiltFunction(m, n, info.symbol, f, None, info, var_orders[n],
+                                       params=restored_param_specs(f, rec["written"]),
+                                       lower=lambda f=f: lower(f, tgt, checks=checks))
+    return m
+
+
+def _entry_fits(header: dict, blobs: dict, funcs: dict, var_orders: dict) -> bool:
+    """Whether a disk cache entry has every blob and a well-formed record of each function of ``funcs``."""
+    if set(blobs) != {"object", "ir", "opt"}:
+        return False
+    records = header.get("functions")
+    if not isinstance(records, dict) or set(records) != set(funcs):
+        return False
+    for n, f in funcs.items():
+        rec = records[n]
+        if not (isinstance(rec, dict) and isinstance(rec.get("symbol"), str) and isinstance(rec.get("info_name"), str)
+                and isinstance(rec.get("messages"), list) and isinstance(rec.get("parallel_fns"), list)
+                and isinstance(rec.get("written"), list) and len(rec["written"]) == len(f.params)
+                and rec.get("num_vars") == len(var_orders[n])):
+            return False
+    return True
 
 
 register_backend("llvm", build_llvm)

@@ -7,15 +7,17 @@ function ``forward(input_ids, attention_mask, *params)`` over symbolic ``batch``
 ``model.param_list`` holds the weights in the order of ``params``.
 
 ``model.embed(sentences)`` compiles the module once per target (LegalizeOps, FuseOps, FuseTIR,
-DefaultSchedule, ``wb.build``, ``wb.VirtualMachine``), runs it, mean-pools over the real tokens and
+DefaultSchedule, StaticPlanBlockMemory, ``wb.build``, ``wb.VirtualMachine``), runs it, mean-pools over the real tokens and
 L2-normalises. The scheduled module is kept on disk (``~/.cache/workbench/models``, or
 ``$WORKBENCH_CACHE_DIR/models``) under the structural hash of the model's module, the target and the
-compiler's sources, so a new process skips the graph passes.
+compiler's sources, so a new process skips the graph passes; ``wb.build`` keeps the compiled kernels
+(``.../builds``), so it skips compiling them too. ``WORKBENCH_NO_DISK_CACHE=1`` turns both off.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -126,12 +128,18 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 def cache_dir() -> str:
     """Where scheduled model modules are kept: ``$WORKBENCH_CACHE_DIR/models`` or ``~/.cache/workbench/models``."""
-    root = os.environ.get("WORKBENCH_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "workbench")
-    return os.path.join(root, "models")
+    from ..backend.cache import cache_root
+
+    return os.path.join(cache_root(), "models")
 
 
 def compile_module(mod: IRModule, target: str = "llvm") -> IRModule:
-    """``mod`` legalized, fused and scheduled for ``target``; read from the disk cache when it is there."""
+    """``mod`` legalized, fused and scheduled for ``target``; read from the disk cache when it is there
+    (never with ``WORKBENCH_NO_DISK_CACHE=1``)."""
+    from ..backend.cache import disk_enabled
+
+    if not disk_enabled():
+        return _passes(target)(mod)
     path = os.path.join(cache_dir(), f"{_cache_key(mod, target)}.py")
     cached = _read_cached(path)
     if cached is not None:
@@ -145,7 +153,7 @@ def _passes(target: str):
     from .. import transform
 
     return transform.Sequential([transform.LegalizeOps(), transform.FuseOps(), transform.FuseTIR(),
-                                 transform.DefaultSchedule(target)])
+                                 transform.DefaultSchedule(target), transform.StaticPlanBlockMemory()])
 
 
 def _cache_key(mod: IRModule, target: str) -> str:
@@ -180,10 +188,11 @@ def _compiler_fingerprint() -> str:
 def _read_cached(path: str) -> IRModule | None:
     from ..ir.parser import ScriptError, parse
 
-    if not os.path.isfile(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):  # none, unreadable, or not text: compile
         return None
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
     try:
         mod = parse(text)
     except ScriptError as e:
@@ -193,11 +202,17 @@ def _read_cached(path: str) -> IRModule | None:
 
 
 def _write_cached(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (a temporary file renamed); a folder that cannot be written
+    leaves the module uncached."""
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _as_param(checkpoint: Checkpoint, name: str, p: nn.Parameter) -> np.ndarray:

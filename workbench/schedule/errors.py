@@ -171,3 +171,47 @@ __all__ = [
     "RegionCoverError", "AccessRegionError", "DataMovementError", "NotEinsumError", "NotPaddingError",
     "LoopPositionError", "RollingBufferError", "TensorizeMismatchError", "TensorizeLayoutError",
 ]
+
+
+# IPython: an uncaught ScheduleError in a notebook cell --------------------------------------
+def show_in_ipython(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+    """IPython's handler for an uncaught ``ScheduleError`` (``shell.set_custom_exc``): display the
+    error view (the message, the program with the place marked), then the traceback of the user's
+    own frames only, ending in the one-sentence message; workbench's and IPython's frames are hidden."""
+    import os
+    import traceback
+
+    from IPython.display import publish_display_data
+
+    from ..viz.static import error_html
+
+    publish_display_data({"text/html": error_html(value), "text/plain": str(value)})
+    import IPython
+
+    hidden = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.path.dirname(IPython.__file__)]
+    frames = [f for f in traceback.extract_tb(tb)
+              if not any(os.path.abspath(f.filename).startswith(d + os.sep) for d in hidden)]
+    message = getattr(value, "message", str(value))
+    stb = ["".join(traceback.format_list(frames)) + f"{etype.__name__}: {message}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+def install_ipython_handler(shell: Any = None) -> bool:
+    """Show uncaught ``ScheduleError``s as the error view in the running IPython kernel (called when
+    workbench is imported). A custom handler the user has set already is kept. True if installed."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    if shell.custom_exceptions not in ((), (ScheduleError,)):
+        return False
+    shell.set_custom_exc((ScheduleError,), show_in_ipython)
+    return True
+
+
+install_ipython_handler()

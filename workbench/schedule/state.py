@@ -274,6 +274,13 @@ class Schedule:
             if err.func is None:
                 err.func = self.func
             self._rng.setstate(rng_before)
+            again = self._applied_step(name, record_args) if isinstance(err, InvalidHandleError) else None
+            if again is not None:  # the cell that made this step was run again
+                err = InvalidHandleError(
+                    f"this step is already step {again.index} ({again.text}); undo first (sch.undo()) or "
+                    f"fork (sch.fork()) to apply it again", detail=err.message, func=self.func)
+                self.last_error = err
+                raise err from None
             self.last_error = err
             raise
         except Exception:
@@ -292,8 +299,23 @@ class Schedule:
         inst = Instruction(name, tuple(rargs), dict(rkwargs), outputs, out.decision)
         self._insts.append(inst)
         if self._steps[-1].text == "" and self._steps[-1].name == name:
-            self._steps[-1].text = Trace(self._insts).as_python().splitlines()[-1]
+            self._steps[-1].text = readable_call(name, rargs, rkwargs, rvs_before)
         return outputs
+
+    def _applied_step(self, name: str, record_args) -> Step | None:
+        """The step that is exactly this call (same primitive, same handle objects, same arguments),
+        when its handles no longer name anything because that step consumed them; else None."""
+        if record_args is None:
+            return None
+        args, kwargs = record_args
+        for step in self._steps[1:]:
+            at = step._trace_len_before
+            inst = self._insts[at] if at < len(self._insts) else None
+            if inst is not None and inst.name == name and _same_call(inst.args, tuple(args)) \
+                    and inst.kwargs.keys() == kwargs.keys() \
+                    and all(_same_call(inst.kwargs[k], kwargs[k]) for k in kwargs):
+                return step
+        return None
 
     # display ---------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -375,6 +397,29 @@ def _attach_primitives():
         setattr(Schedule, name, method)
 
 
+def readable_call(name: str, args, kwargs: dict, rvs: dict) -> str:
+    """A step as the user names things: ``reverse_compute_at(block "C", loop j_0)`` (handles shown as
+    the block or loop they named when the primitive ran; the trace keeps its replayable form)."""
+
+    def fmt(x) -> str:
+        ident = rvs.get(x.id) if isinstance(x, (RV, ExprRV)) else None
+        if ident is not None:
+            kind, value = ident
+            if kind == "block":
+                return f'block "{value}"'
+            if kind == "loop":
+                return "root" if isinstance(value, str) else f"loop {value.name}"
+            return str(value)
+        if isinstance(x, (list, tuple)):
+            return "[" + ", ".join(fmt(y) for y in x) + "]"
+        if isinstance(x, str):
+            return '"' + x + '"'
+        return repr(x)
+
+    parts = [fmt(a) for a in args] + [f"{k}={fmt(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
 def _drop_first_param(fn):
     import inspect
 
@@ -432,6 +477,21 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     return value
+
+
+def _same_call(a, b) -> bool:
+    """Arguments of two calls are the same: handles the very same objects, values equal."""
+    from .trace import IndexMapText, is_rv
+
+    if is_rv(a) or is_rv(b):
+        return a is b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_call(x, y) for x, y in zip(a, b))
+    if isinstance(a, IndexMapText) and isinstance(b, IndexMapText):
+        return a.text == b.text
+    if isinstance(a, (int, float, str, type(None))):
+        return _same(a, b)
+    return a is b  # IR objects: `==` may build an expression
 
 
 def _same(a, b) -> bool:

@@ -344,7 +344,15 @@ def _schedule_matmul(sch: Schedule, name: str, plan: _Plan) -> None:
     jo, ji = sch.split(j, factors=[None, nr])
     jv_o, jv = sch.split(ji, factors=[None, lanes]) if nr % lanes == 0 and nr > lanes else (None, ji)
     tile = [x for x in (ii, jv_o, jv) if x is not None]
-    sch.reorder(*batch, jo, io, *reduce_, *tile)
+    # symbolic rows: the column panels (and constant batch loops such as heads) outermost and parallel, the
+    # symbolic loops serial inside, so the row tile's position is never a fused symbolic `f % ((seq + 7) // 8)`
+    symbolic_rows = any(as_int(sch.get(lp).extent) is None for lp in (*batch, io))
+    const_batch = [lp for lp in batch if as_int(sch.get(lp).extent) is not None]
+    if symbolic_rows:
+        outer = [jo, *const_batch, *[lp for lp in batch if lp not in const_batch], io]
+    else:
+        outer = [*batch, jo, io]
+    sch.reorder(*outer, *reduce_, *tile)
     write_back = _try(sch, "cache_write", block, 0, "local")
     if write_back is not None:
         sch.reverse_compute_at(write_back, io)
@@ -355,7 +363,7 @@ def _schedule_matmul(sch: Schedule, name: str, plan: _Plan) -> None:
         _apply(sch, "decompose_reduction", block, reduce_[0])
         _epilogue_at(sch, block, io, plan)
     _vectorize_init(sch, name, plan)
-    _parallel(sch, _fuse(sch, [*batch, jo, io]), _work(sch, block))
+    _parallel(sch, _fuse(sch, [jo, *const_batch] if symbolic_rows else outer), _work(sch, block))
     for loop in tile[:-1]:
         _apply(sch, "unroll", loop)
     _vectorize(sch, jv, plan)

@@ -32,6 +32,9 @@ from .timing import Timing, measure
 COLUMNS = ("variant", "status", "median_ms", "p10_ms", "p90_ms", "spread_pct", "repeats", "gflops", "gbps",
            "pct_of_peak", "speedup_vs_<baseline>", "note")
 
+#: a variant whose p10-p90 spread is wider than this (percent of its median) is flagged as noisy
+NOISY_SPREAD_PCT = 50.0
+
 #: relative tolerance of the equality check, by dtype; the absolute tolerance is
 #: ``rtol * max(1, max |reference|)`` (a different summation order moves small results
 #: by an amount proportional to the large ones)
@@ -128,7 +131,7 @@ class BenchmarkResult:
                 "gbps": r.gbps,
                 "pct_of_peak": 100.0 * r.gflops / peak if peak and peak == peak else nan,
                 self.speedup_column: base_t / t.median if t and t.median > 0 else nan,
-                "note": r.note,
+                "note": "; ".join(x for x in (r.note, _noise_note(t)) if x),
             })
         return pd.DataFrame(rows, columns=[c if not c.startswith("speedup_vs_") else self.speedup_column
                                            for c in COLUMNS])
@@ -138,12 +141,28 @@ class BenchmarkResult:
             import pandas as pd
 
             with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-                return self.table.to_string(index=False, float_format=lambda x: f"{x:.4g}")
+                return self.formatted_table().to_string(index=False)
         except Exception as err:  # never hide the object
             return f"<BenchmarkResult {list(self.variants)} (table unavailable: {err})>"
 
+    def formatted_table(self):
+        """``table`` as text for reading: times in ms to 3 significant digits, rates to one decimal,
+        percentages and speedups rounded, empty where there is no value."""
+        t = self.table.copy()
+        for col in t.columns:
+            fmt = _COLUMN_FORMATS.get("speedup" if col.startswith("speedup") else col)
+            if fmt is not None:
+                t[col] = [("" if v != v else fmt(v)) for v in t[col]]
+        return t
+
     def _repr_html_(self) -> str:
-        return self.table.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="")
+        noisy = [r.name for r in self.variants.values() if _noise_note(r.timing)]
+        warn = ""
+        if noisy:
+            warn = (f'<div style="color:#b45309">&#9888; noisy timings: {", ".join(noisy)} (p10-p90 spread over '
+                    f"{NOISY_SPREAD_PCT:.0f}% of the median); rerun them on a quieter machine or with more "
+                    "repeats before comparing</div>")
+        return warn + self.formatted_table().to_html(index=False, na_rep="")
 
     # plots ----------------------------------------------------------------------
     def _timed(self) -> list[VariantResult]:
@@ -177,7 +196,7 @@ class BenchmarkResult:
             ax.set_ylabel("GFLOP/s (median; bars p10-p90)")
         x = np.arange(len(timed))
         colors = [f"C{k % 10}" for k in range(len(timed))]
-        ax.bar(x, vals, color=colors, yerr=np.vstack([np.maximum(lo, 0), np.maximum(hi, 0)]) if len(timed) else None,
+        bars = ax.bar(x, vals, color=colors, yerr=np.vstack([np.maximum(lo, 0), np.maximum(hi, 0)]) if len(timed) else None,
                capsize=4, error_kw={"ecolor": "black", "elinewidth": 1})
         base = self.variants.get(self.baseline) if self.baseline else None
         if base is not None and base.timing is not None:
@@ -190,11 +209,19 @@ class BenchmarkResult:
         if log:
             ax.set_yscale("log")
         ax.set_xticks(x)
-        ax.set_xticklabels(names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+        tilt = _tilt_labels(names, fig.get_figwidth())
+        ax.set_xticklabels(names, rotation=30 if tilt else 0, ha="right" if tilt else "center",
+                           rotation_mode="anchor")
+        noisy = [r.name for r in timed if _noise_note(r.timing)]
+        for patch, r in zip(bars.patches, timed):
+            if _noise_note(r.timing):
+                patch.set_hatch("///")
         left_out = [f"{r.name} ({r.status})" for r in self.variants.values() if r.timing is None]
         title = f"benchmark on {self.target}"
         if left_out:
             title += "\nnot timed: " + ", ".join(left_out)
+        if noisy:
+            title += f"\nnoisy (hatched; p10-p90 over {NOISY_SPREAD_PCT:.0f}% of the median): " + ", ".join(noisy)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
@@ -228,11 +255,12 @@ class BenchmarkResult:
         per_core = getattr(peak, "gflops_per_core", float("nan"))
         if per_core == per_core and peak.cores > 1:
             ax.axhline(per_core, color="gray", lw=1, ls="--", label=f"one core {per_core:.1f} GFLOP/s")
-        for k, r in enumerate(pts):
+        for k, (r, dy) in enumerate(zip(pts, _label_offsets([(r.intensity, r.gflops) for r in pts]))):
             ax.plot([r.intensity], [r.gflops], marker="o", ms=8, ls="none", color=f"C{k % 10}",
                     label=f"{r.name}: {r.gflops:.1f} GFLOP/s ({r.intensity:.3g} FLOP/B)")
-            ax.annotate(r.name, (r.intensity, r.gflops), xytext=(6, 0), textcoords="offset points",
-                        fontsize=8, va="center", color=f"C{k % 10}")
+            ax.annotate(r.name, (r.intensity, r.gflops), xytext=(8, dy), textcoords="offset points",
+                        fontsize=8, va="center", color=f"C{k % 10}",
+                        arrowprops={"arrowstyle": "-", "color": f"C{k % 10}", "lw": 0.6} if dy else None)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("arithmetic intensity (FLOP / byte)")
@@ -242,6 +270,46 @@ class BenchmarkResult:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.tight_layout()
         return _done(fig, close)
+
+
+def _noise_note(t: Timing | None) -> str:
+    """A warning for a timing too noisy to compare, or ""."""
+    if t is None or not t.spread_pct > NOISY_SPREAD_PCT:
+        return ""
+    return f"noisy: p10-p90 spread {t.spread_pct:,.0f}% of the median"
+
+
+def _sig(x: float, digits: int = 3) -> str:
+    return f"{x:,.{digits}g}" if abs(x) < 10 ** digits else f"{x:,.0f}"
+
+
+_COLUMN_FORMATS = {
+    "median_ms": _sig, "p10_ms": _sig, "p90_ms": _sig,
+    "spread_pct": lambda v: f"{v:,.0f}%",
+    "gflops": lambda v: f"{v:,.1f}", "gbps": lambda v: f"{v:,.1f}",
+    "pct_of_peak": lambda v: f"{v:.0f}%",
+    "speedup": lambda v: f"{v:.2f}x",
+}
+
+
+def _tilt_labels(names: list[str], width_in: float) -> bool:
+    """True when the bar labels written level would run into each other (about 0.085 in per character)."""
+    return bool(names) and max(len(n) for n in names) * 0.085 > 0.8 * width_in / len(names)
+
+
+def _label_offsets(points: list[tuple[float, float]], close: float = 0.06, step: float = 11.0) -> list[float]:
+    """Vertical offsets (points) for the labels of roofline points: labels of points that fall within
+    ``close`` decades of each other are stacked ``step`` points apart instead of printed on each other."""
+    import math
+
+    offsets: list[float] = []
+    placed: list[tuple[float, float]] = []
+    for x, y in points:
+        lx, ly = math.log10(x), math.log10(y)
+        n = sum(1 for px, py in placed if abs(px - lx) < close and abs(py - ly) < close)
+        placed.append((lx, ly))
+        offsets.append(-(n * step) if n else 0.0)
+    return offsets
 
 
 def _figure(ax):

@@ -58,6 +58,12 @@ class Measured:
     def key(self) -> str:
         return self.candidate.key
 
+    @property
+    def speed(self) -> float:
+        """Runs per second (0 when it failed): what the search ranks and learns. Unlike GFLOP/s it
+        works for integer programs too, which do no floating-point operations."""
+        return 1.0 / self.seconds if self.ok and self.seconds else 0.0
+
 
 @dataclass
 class SearchState:
@@ -100,7 +106,7 @@ class EvolutionarySearch:
 
     def propose(self, state: SearchState, n: int) -> list[Candidate]:
         pool: dict[str, Candidate] = {c.key: c for c in state.fresh(self.fresh)}
-        good = sorted((m for m in state.measured.values() if m.ok), key=lambda m: -m.gflops)
+        good = sorted((m for m in state.measured.values() if m.ok), key=lambda m: -m.speed)
         parents = [m.candidate for m in good[:self.population]] or list(pool.values())
         for _ in range(self.mutants if parents else 0):
             child = mutate(state.rng.choice(parents), state.func, state.rng)
@@ -180,7 +186,7 @@ def _measured(cand: Candidate, ok, seconds, error, build_seconds, flops, from_da
 
 def _learn(state: SearchState, m: Measured) -> None:
     state.measured[m.key] = m
-    state.model.update(m.features[None, :], [m.gflops or 0.0])
+    state.model.update(m.features[None, :], [m.speed])
 
 
 def _best(out: list[Measured]) -> float | None:

@@ -45,13 +45,26 @@ def _accesses(block: Block) -> tuple[list, list]:
     return reads, writes
 
 
+def _buffer_info(b) -> dict:
+    from .loop_tree import text
+
+    return {"shape": [text(x) for x in b.shape], "dtype": b.dtype, "scope": b.scope}
+
+
+def buffer_label(name: str, info: dict) -> str:
+    """``C_local float32[16, 16] local``: a buffer as the graph labels it (scope when not global)."""
+    scope = "" if info.get("scope", "global") == "global" else f" {info['scope']}"
+    return f"{name} {info.get('dtype', '')}[{', '.join(info.get('shape', []))}]{scope}"
+
+
 def block_graph_data(func: PrimFunc, tree: LoopTree | None = None) -> dict:
     """Nodes and edges of the block graph of ``func`` (JSON-ready).
 
     Nodes: ``{"id": "block:C", "kind": "block", "label": "C", "tree_id": "n3"}`` for
     blocks (``tree_id`` is the block's node in ``loop_tree(func)``) and
     ``{"id": "buf:A", "kind": "input"|"output"|"inout", "label": "A"}`` for parameter
-    buffers. Edges: ``{"src", "dst", "buffer"}``.
+    buffers. Edges: ``{"src", "dst", "buffer", "shape", "dtype", "scope"}`` (module graph edges:
+    ``{"src", "dst", "buffer": ""}``).
     """
     if not isinstance(func, PrimFunc):
         raise TypeError(f"block_graph needs a PrimFunc, got {type(func).__name__}")
@@ -82,8 +95,7 @@ def block_graph_data(func: PrimFunc, tree: LoopTree | None = None) -> dict:
     for b in func.buffers:
         read, written = id(b) in readers, bool(writers.get(id(b)))
         kind = "inout" if read and written else ("output" if written else "input")
-        nodes.append({"id": f"buf:{b.name}", "kind": kind, "label": b.name,
-                      "shape": [str(x) for x in b.shape], "dtype": b.dtype})
+        nodes.append({"id": f"buf:{b.name}", "kind": kind, "label": b.name, **_buffer_info(b)})
     # Data flow in program order: a block reads a buffer from the last block before it that
     # writes it (from the parameter when none does); a block's writes to a parameter reach the
     # output unless a later block reads them back (then that block's edge carries them on).
@@ -96,7 +108,7 @@ def block_graph_data(func: PrimFunc, tree: LoopTree | None = None) -> dict:
                     src = access[q][0]
                     break
             if src is not None:
-                edges.append({"src": src, "dst": gid, "buffer": b.name})
+                edges.append({"src": src, "dst": gid, "buffer": b.name, **_buffer_info(b)})
             elif id(b) in params and all(x is not b for x in w):
                 edges.append({"src": f"buf:{b.name}", "dst": gid, "buffer": b.name})
         for b in w:
@@ -174,28 +186,52 @@ def to_svg(data: dict) -> str:
     g.attr("node", fontname="Helvetica", fontsize="11", margin="0.12,0.04", height="0.3")
     g.attr("edge", fontname="Helvetica", fontsize="9", color="#6b7280", fontcolor="#374151")
     gv = {n["id"]: f"N{k}" for k, n in enumerate(data["nodes"])}
+    # graphviz's <title> (the hover text) of each node and edge: names, not ids
+    titles: dict[str, str] = {"G": f"graph of {data['name']}"}
     for k, n in enumerate(data["nodes"]):
         attrs = dict(_NODE_STYLE.get(n["kind"], {}))
         if n["kind"] == "block":
             attrs["id"] = f"wb-{n['tree_id']}"
-            attrs["tooltip"] = "reads " + ", ".join(n.get("reads", [])) + "; writes " + ", ".join(n.get("writes", []))
+            tip = (f"block {n['label']}: reads " + (", ".join(n.get("reads", [])) or "-")
+                   + "; writes " + (", ".join(n.get("writes", [])) or "-"))
             label = f"block {n['label']}"
         elif n["kind"] in ("prim_func", "function"):
             attrs["id"] = f"wb-fn-{n['label']}"
-            label = n["label"]
+            label = tip = n["label"]
         else:
             attrs["id"] = f"wb-buf-{k}"
+            tip = f"{n['kind']} buffer " + buffer_label(n["label"], n)
             label = f"{n['label']}\n{n.get('dtype', '')}[{', '.join(n.get('shape', []))}]"
+        attrs["tooltip"] = tip
+        titles[gv[n["id"]]] = tip
         g.node(gv[n["id"]], label=label, **attrs)
+    names = {n["id"]: n["label"] for n in data["nodes"]}
     for e in data["edges"]:
-        g.edge(gv[e["src"]], gv[e["dst"]], label=e.get("buffer", ""))
+        label = buffer_label(e["buffer"], e) if "dtype" in e else e.get("buffer", "")
+        tip = f"{names[e['src']]} -> {names[e['dst']]}" + (f": {label}" if label else "")
+        titles[f"{gv[e['src']]}->{gv[e['dst']]}"] = tip
+        g.edge(gv[e["src"]], gv[e["dst"]], label=label.replace(" ", "\n", 1) if "dtype" in e else label,
+               tooltip=tip)
     try:
         svg = g.pipe(format="svg").decode("utf-8")
     except graphviz.ExecutableNotFound:
         raise RuntimeError("graphviz's `dot` program is missing, so the graph cannot be drawn; "
                            "install it with `apt-get install graphviz`") from None
     start = svg.find("<svg")
-    return svg[start:] if start >= 0 else svg
+    return _readable_titles(svg[start:] if start >= 0 else svg, titles)
+
+
+def _readable_titles(svg: str, titles: dict[str, str]) -> str:
+    """Replace graphviz's ``<title>N3</title>`` (its node names, which browsers show on hover) by
+    the names of the blocks and buffers."""
+    import html
+    import re
+
+    def sub(m: re.Match) -> str:
+        key = html.unescape(m.group(1))
+        return f"<title>{html.escape(titles[key], quote=False)}</title>" if key in titles else m.group(0)
+
+    return re.sub(r"<title>(.*?)</title>", sub, svg)
 
 
 class BlockGraphSVG:

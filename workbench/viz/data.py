@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ir.function import IRModule, PrimFunc
-from .diff import program_diff
-from .loop_tree import LoopTree, iter_nodes, loop_tree
+from .diff import program_diff, tree_diff
+from .loop_tree import LoopTree, NodeIds, iter_nodes, loop_tree
 from .script_view import highlight_lines
 
 # sizing rule: beyond this many tree nodes only the top levels start open
@@ -66,12 +66,41 @@ def program_payload(func: Any, marks: dict | None = None, title: str | None = No
     return {
         "name": name,
         "title": title or f"{kind} {name}",
+        "buffers": buffers_of(func) if isinstance(func, PrimFunc) else [],
         "tree": root,
         "script": text,
         "lines": highlight_lines(text),
         "marks": {"changed": [], "error": [], **(marks or {})},
         "expand_depth": depth,
     }
+
+
+def buffers_of(func: PrimFunc) -> list[dict]:
+    """Every buffer of ``func``: parameters first, then those allocated by blocks, each as
+    ``{"name", "shape", "dtype", "scope", "where"}`` (``where``: "parameter" or the allocating block).
+
+    >>> import workbench as wb
+    >>> from workbench import te
+    >>> A = te.placeholder((8, 4), "float16", name="A")
+    >>> B = te.compute((8, 4), lambda i, j: A[i, j], name="B")
+    >>> buffers_of(wb.create_prim_func([A, B]))[0]
+    {'name': 'A', 'shape': '8, 4', 'dtype': 'float16', 'scope': 'global', 'where': 'parameter'}
+    """
+    from ..ir.functor import post_order_visit
+    from ..ir.stmt import Block
+    from .loop_tree import text
+
+    def row(b, where: str) -> dict:
+        return {"name": b.name, "shape": ", ".join(text(d) for d in b.shape), "dtype": b.dtype,
+                "scope": b.scope, "where": where}
+
+    rows = [row(b, "parameter") for b in func.buffers]
+    blocks: list = []
+    post_order_visit(func.body, lambda n: blocks.append(n) if isinstance(n, Block) else None)
+    for blk in reversed(blocks):  # post order: the root block last; show it first
+        for b in blk.alloc_buffers:
+            rows.append(row(b, "function" if blk.name == "root" else f'block "{blk.name}"'))
+    return rows
 
 
 def as_prim_func(prog: Any, name: str | None = None) -> Any:
@@ -140,9 +169,6 @@ class ScheduleData:
                 status, text = "initial", "original program"
             else:
                 status = "ok"
-                at = getattr(h, "_trace_len_before", None)  # workbench.Schedule: the instruction of this step
-                if isinstance(at, int) and 0 <= at < len(trace_lines):
-                    text = trace_lines[at]
                 if not text or "<unknown" in text:
                     t = k - 1 if has_initial else k
                     text = trace_lines[t] if 0 <= t < len(trace_lines) else (getattr(h, "name", "") or f"step {k}")
@@ -162,6 +188,8 @@ class ScheduleData:
         else:
             self.exc = None
         self._cache: dict[int, tuple[dict, dict]] = {}
+        self.ids = NodeIds()  # one loop or block keeps its node id at every step
+        self._trees: dict[int, LoopTree | None] = {}
 
     @property
     def title(self) -> str:
@@ -173,6 +201,13 @@ class ScheduleData:
     def steps_json(self) -> list[dict]:
         return [{"index": s.index, "text": s.text, "status": s.status} for s in self.steps]
 
+    def tree(self, k: int) -> LoopTree | None:
+        """The loop tree of the program after step ``k`` (node ids shared by all steps), or None."""
+        if k not in self._trees:
+            prog = self.steps[k].program
+            self._trees[k] = loop_tree(prog, ids=self.ids) if isinstance(prog, PrimFunc) else None
+        return self._trees[k]
+
     def view(self, k: int) -> tuple[dict, dict]:
         """``(program, diff)`` payloads of step ``k``: the program after it (changed lines
         marked; for the error step the offending place marked) and the diff from the step before."""
@@ -182,15 +217,16 @@ class ScheduleData:
             raise IndexError(f"step {k} does not exist; this schedule has steps 0..{len(self.steps) - 1}")
         step = self.steps[k]
         prog = step.program
-        tree = loop_tree(prog) if isinstance(prog, PrimFunc) else None
+        tree = self.tree(k)
         text = tree.script if tree else script_of(prog)
         marks: dict = {}
-        diff = {"rows": [], "changed_new": [], "removed_old": []}
+        diff = {"rows": [], "changed_new": [], "removed_old": [], "tree": []}
         if k > 0 and step.status != "error":
-            before = self.steps[k - 1].program
-            d = program_diff(script_of(before), text)
+            before = self.tree(k - 1)
+            d = program_diff(before.script if before else script_of(self.steps[k - 1].program), text)
             marks["changed"] = d.changed_new
             diff = d.to_json(context=3)
+            diff["tree"] = tree_diff(before.root, tree.root) if before and tree else []
         payload = program_payload(prog, marks, title=f"after step {k}: {step.text}" if k else "original program",
                                   tree=tree)
         if step.status == "error":
@@ -229,4 +265,4 @@ def _trace_lines(trace: Any) -> list[str]:
     return [str(i) for i in insts]
 
 
-__all__ = ["program_payload", "ScheduleData", "error_payload", "as_prim_func", "script_of"]
+__all__ = ["buffers_of", "program_payload", "ScheduleData", "error_payload", "as_prim_func", "script_of"]

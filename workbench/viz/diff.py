@@ -77,4 +77,64 @@ def _with_context(rows: list[dict], context: int) -> list[dict]:
     return out
 
 
-__all__ = ["ProgramDiff", "program_diff"]
+def _label(n: dict) -> str:
+    if n["kind"] == "loop":
+        return f"loop {n['var']}"
+    if n["kind"] == "block":
+        return f'block "{n["name"]}"'
+    return "the function"
+
+
+def _extent(n: dict) -> str:
+    return n["extent"] if n["min"] == "0" else f"{n['min']}:{n['min']} + {n['extent']}"
+
+
+def tree_diff(old_root: dict, new_root: dict) -> list[dict]:
+    """What a step did to the loop nest: loops and blocks ``added``, ``removed``, ``moved`` (under
+    another parent), ``extent`` changed, loop ``kind`` changed. The trees come from ``loop_tree`` with
+    ids shared between the two programs (``NodeIds``), so a node is the same loop or block in both.
+
+    Each change: ``{"change", "id", "kind", "label", "text", "old_lines", "new_lines"}``; ``text``
+    says it in one line (``block "C" moved under loop ax0 (was under loop j)``).
+    """
+    from .loop_tree import iter_nodes
+
+    def index(root: dict) -> tuple[dict, dict]:
+        nodes, parent = {}, {}
+        for n in iter_nodes(root):
+            nodes[n["id"]] = n
+            for c in n.get("children") or ():
+                parent[c["id"]] = n
+        return nodes, parent
+
+    old, old_parent = index(old_root)
+    new, new_parent = index(new_root)
+    out: list[dict] = []
+
+    def add(change: str, n: dict, text: str, o: dict | None, m: dict | None) -> None:
+        out.append({"change": change, "id": n["id"], "kind": n["kind"], "label": _label(n), "text": text,
+                    "old_lines": o.get("lines") if o else None, "new_lines": m.get("lines") if m else None})
+
+    for nid, n in new.items():
+        if n["kind"] == "func":
+            continue
+        o = old.get(nid)
+        where = _label(new_parent[nid]) if nid in new_parent else "the function"
+        if o is None:
+            extra = f" (extent {_extent(n)})" if n["kind"] == "loop" else ""
+            add("added", n, f"{_label(n)}{extra} added under {where}", None, n)
+            continue
+        was = _label(old_parent[nid]) if nid in old_parent else "the function"
+        if old_parent.get(nid, {}).get("id") != new_parent.get(nid, {}).get("id"):
+            add("moved", n, f"{_label(n)} moved under {where} (was under {was})", o, n)
+        if n["kind"] == "loop" and _extent(n) != _extent(o):
+            add("extent", n, f"{_label(n)} extent {_extent(o)} -> {_extent(n)}", o, n)
+        if n["kind"] == "loop" and (n["loop_kind"], n["thread"]) != (o["loop_kind"], o["thread"]):
+            add("kind", n, f"{_label(n)} {o['thread'] or o['loop_kind']} -> {n['thread'] or n['loop_kind']}", o, n)
+    for nid, o in old.items():
+        if o["kind"] != "func" and nid not in new:
+            add("removed", o, f"{_label(o)} removed", o, None)
+    return out
+
+
+__all__ = ["ProgramDiff", "program_diff", "tree_diff"]

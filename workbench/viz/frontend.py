@@ -54,7 +54,8 @@ class LoopNest {
     this.panes = el("div", "wb-panes");
     this.treeBox = el("div", "wb-tree");
     this.codeBox = el("div", "wb-code");
-    this.panes.append(this.treeBox, this.codeBox);
+    this.bufBox = el("div", "wb-buffers");
+    this.panes.append(this.treeBox, this.codeBox, this.bufBox);
     root.append(this.panes);
     this.selected = null;
   }
@@ -88,9 +89,41 @@ class LoopNest {
     this.more.addEventListener("click", () => this.renderLines(this.rendered + CHUNK));
     this.codeBox.append(this.more);
     this.renderLines(Math.max(CHUNK, this.firstMark() + 20));
+    this.renderBuffers(this.prog.buffers || []);
     const keep = this.selected;
     this.selected = null;
     if (keep && this.info.has(keep)) this.select(keep, false);
+  }
+
+  renderBuffers(bufs) {
+    this.bufBox.replaceChildren();
+    if (!bufs.length) return;
+    const det = el("details", "wb-buffers-details");
+    det.open = this.buffersOpen !== false;
+    det.addEventListener("toggle", () => { this.buffersOpen = det.open; });
+    det.append(el("summary", "", "buffers (" + bufs.length + ")"));
+    const t = el("table");
+    const head = el("tr");
+    for (const h of ["buffer", "shape", "dtype", "scope", "declared"]) head.append(el("th", "", h));
+    t.append(head);
+    for (const b of bufs) {
+      const r = el("tr", "wb-buf-row");
+      r.append(el("td", "", b.name), el("td", "", "[" + b.shape + "]"), el("td", "", b.dtype),
+               el("td", "", b.scope), el("td", "wb-dim", b.where));
+      t.append(r);
+    }
+    det.append(t);
+    this.bufBox.append(det);
+  }
+
+  expandAll(id) {
+    const walk = (nid) => {
+      const info = this.info.get(nid);
+      if (!info || !(info.node.children || []).length) return;
+      this.expand(nid);
+      for (const c of info.node.children.slice(0, info.shown || 0)) walk(c.id);
+    };
+    walk(id);
   }
 
   firstMark() {
@@ -156,6 +189,7 @@ class LoopNest {
     const depth = (this.prog.expand_depth === undefined) ? 4 : this.prog.expand_depth;
     row.addEventListener("click", (ev) => {
       if (ev.target === tog) { this.toggle(n.id); return; }
+      if (this.selected === n.id) { this.expandAll(n.id); return; }  // a second click opens everything inside
       this.opts.onSelect(n.id);
     });
     if (kids.length && n.depth < depth) this.expand(n.id);
@@ -281,7 +315,7 @@ function graphPanel(box, svg, onNode) {
   holder.innerHTML = svg;
   for (const g of holder.querySelectorAll("g.node")) {
     const id = g.id || "";
-    if (id.startsWith("wb-n") || id.startsWith("wb-fn-")) {
+    if (id.startsWith("wb-block-") || id.startsWith("wb-loop-") || id.startsWith("wb-fn-")) {
       g.classList.add("wb-clickable");
       g.addEventListener("click", () => onNode(id.slice(3)));
     }
@@ -329,6 +363,7 @@ function programView(model, root) {
   };
   const drawGraph = () => graphPanel(graph, model.get("graph_svg"), (id) => {
     model.set("tab", "loops"); model.set("selected", id); model.save_changes();
+    nest.select(id); nest.expandAll(id);   // the block and every loop inside it, opened
   });
   const load = () => {
     const p = model.get("program");
@@ -344,13 +379,38 @@ function programView(model, root) {
   return nest;
 }
 
-function diffTable(box, diff) {
+const CHANGE_TAGS = {added: "+ added", removed: "\u2212 removed", moved: "\u21b7 moved", extent: "\u2194 extent",
+                     kind: "\u2699 kind"};
+
+function diffTable(box, diff, onNode) {
   box.replaceChildren();
   const rows = (diff && diff.rows) || [];
   if (!rows.length || !rows.some((r) => r.tag === "+" || r.tag === "-")) {
     box.append(el("div", "wb-note", "no change to the program in this step"));
     return;
   }
+  const changes = (diff && diff.tree) || [];
+  const text = el("div", "wb-textdiff");
+  if (changes.length) {
+    const list = el("ul", "wb-tree-diff");
+    for (const c of changes) {
+      const li = el("li", "wb-td wb-td-" + c.change);
+      li.dataset.id = c.id;
+      li.append(el("span", "wb-td-tag", CHANGE_TAGS[c.change] || c.change), el("span", "", c.text));
+      if (c.change !== "removed") li.addEventListener("click", () => onNode(c.id));
+      list.append(li);
+    }
+    const toggle = el("button", "wb-btn wb-textdiff-toggle", "show the text diff");
+    text.style.display = "none";
+    toggle.addEventListener("click", () => {
+      const hidden = text.style.display === "none";
+      text.style.display = hidden ? "" : "none";
+      toggle.textContent = hidden ? "hide the text diff" : "show the text diff";
+    });
+    box.append(list, toggle);
+  }
+  box.append(text);
+  box = text;
   const t = el("div", "wb-diff");
   for (const r of rows) {
     if (r.tag === "...") { t.append(el("div", "wb-diff-skip", "\u22ef " + r.skipped + " unchanged lines")); continue; }
@@ -391,6 +451,7 @@ function scheduleView(model, root) {
   body.append(side, main);
   root.append(body);
   const nest = new LoopNest(loops, {colors, onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
+  const pickNode = (id) => { model.set("tab", "loops"); model.set("selected", id); model.save_changes(); };
   const setStep = (k) => {
     const n = model.get("steps").length;
     k = Math.max(0, Math.min(n - 1, k));
@@ -429,7 +490,7 @@ function scheduleView(model, root) {
   const load = () => {
     const p = model.get("program");
     nest.setProgram(p);
-    diffTable(diff, model.get("diff"));
+    diffTable(diff, model.get("diff"), pickNode);
     const err = p.error;
     banner.replaceChildren();
     banner.style.display = err ? "" : "none";
@@ -444,12 +505,13 @@ function scheduleView(model, root) {
   };
   const drawGraph = () => graphPanel(graph, model.get("graph_svg"), (id) => {
     model.set("tab", "loops"); model.set("selected", id); model.save_changes();
+    nest.select(id); nest.expandAll(id);
   });
   drawSteps(); load(); drawGraph(); show();
   model.on("change:steps", () => { drawSteps(); showStep(); });
   model.on("change:step", showStep);
   model.on("change:program", load);
-  model.on("change:diff", () => diffTable(diff, model.get("diff")));
+  model.on("change:diff", () => diffTable(diff, model.get("diff"), pickNode));
   model.on("change:graph_svg", drawGraph);
   model.on("change:tab", show);
   model.on("change:selected", () => nest.select(model.get("selected")));
@@ -516,87 +578,117 @@ export default { render };
 """
 
 CSS_BASE = r"""
-.wb-root { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; font-size: 12.5px;
-  color: #1f2937; border: 1px solid #e5e7eb; border-radius: 6px; padding: 6px 8px; background: #fff; }
+/* colours come from JupyterLab's theme variables (light and dark), with light fallbacks elsewhere */
+.wb-root { --wb-bg: var(--jp-layout-color1, #fff); --wb-bg2: var(--jp-layout-color2, #f3f4f6);
+  --wb-fg: var(--jp-ui-font-color1, #1f2937); --wb-fg2: var(--jp-ui-font-color2, #6b7280);
+  --wb-border: var(--jp-border-color2, #e5e7eb); --wb-code-bg: var(--jp-cell-editor-background, #fbfbfb);
+  --wb-accent: var(--jp-brand-color1, #2563eb); --wb-kw: var(--jp-mirror-editor-keyword-color, #7c3aed);
+  --wb-num: var(--jp-mirror-editor-number-color, #0f766e);
+  --wb-sel: rgba(250, 204, 21, 0.38); --wb-add: rgba(34, 197, 94, 0.2); --wb-del: rgba(239, 68, 68, 0.2);
+  container-type: inline-size; font-family: var(--jp-ui-font-family, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif);
+  font-size: 12.5px; color: var(--wb-fg); border: 1px solid var(--wb-border); border-radius: 6px;
+  padding: 6px 8px; background: var(--wb-bg); }
 .wb-head { display: flex; align-items: center; gap: 12px; flex-wrap: wrap; margin-bottom: 6px; }
 .wb-title { font-weight: 600; font-size: 13.5px; }
 .wb-subtitle { font-weight: 600; margin: 2px 0 4px; }
-.wb-legend { display: flex; gap: 10px; flex-wrap: wrap; margin-left: auto; color: #4b5563; }
+.wb-legend { display: flex; gap: 10px; flex-wrap: wrap; margin-left: auto; color: var(--wb-fg2); }
 .wb-legend-item { display: inline-flex; align-items: center; gap: 4px; }
 .wb-swatch { width: 10px; height: 10px; border-radius: 2px; display: inline-block; }
-.wb-tabs { display: flex; gap: 2px; }
-.wb-tab { border: 1px solid #d1d5db; background: #f9fafb; padding: 2px 10px; cursor: pointer; border-radius: 4px;
-  font-size: 12px; color: #374151; }
-.wb-tab-on { background: #1f2937; color: #fff; border-color: #1f2937; }
-.wb-panes { display: flex; gap: 8px; align-items: stretch; }
-.wb-tree { flex: 1 1 45%; max-height: 460px; overflow: auto; border: 1px solid #f3f4f6; border-radius: 4px;
-  padding: 4px; position: relative; }
-.wb-code { flex: 1 1 55%; max-height: 460px; overflow: auto; background: #fbfbfb; border: 1px solid #f3f4f6;
-  border-radius: 4px; position: relative; }
+.wb-tabs { display: flex; gap: 2px; flex-wrap: wrap; }
+.wb-tab, .wb-btn { border: 1px solid var(--wb-border); background: var(--wb-bg2); padding: 2px 10px; cursor: pointer;
+  border-radius: 4px; font-size: 12px; color: var(--wb-fg); }
+.wb-btn:disabled { opacity: 0.45; cursor: default; }
+.wb-tab-on { background: var(--wb-accent); color: #fff; border-color: var(--wb-accent); }
+.wb-panes { display: grid; grid-template-columns: minmax(0, 45fr) minmax(0, 55fr); gap: 8px; }
+.wb-tree { max-height: 460px; overflow: auto; border: 1px solid var(--wb-border); border-radius: 4px;
+  padding: 4px; position: relative; min-width: 0; }
+.wb-code { max-height: 460px; overflow: auto; background: var(--wb-code-bg); border: 1px solid var(--wb-border);
+  border-radius: 4px; position: relative; min-width: 0; }
+.wb-code-lines { width: max-content; min-width: 100%; }
+.wb-buffers { grid-column: 1 / -1; overflow-x: auto; }
+.wb-buffers table { border-collapse: collapse; font-size: 11.5px; }
+.wb-buffers th { text-align: left; color: var(--wb-fg2); font-weight: 600; padding: 1px 12px 1px 0; }
+.wb-buffers td { padding: 1px 12px 1px 0; font-family: var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace); }
+.wb-buffers summary { cursor: pointer; color: var(--wb-fg2); }
 .wb-tree ul { list-style: none; margin: 0; padding-left: 14px; }
 .wb-tree > ul.wb-tree-root { padding-left: 0; }
 .wb-row { cursor: pointer; padding: 1px 4px; border-radius: 3px; white-space: nowrap; }
-.wb-row:hover { background: #f3f4f6; }
-.wb-row.wb-sel { background: #fde68a; }
-.wb-tog { display: inline-block; width: 12px; color: #6b7280; }
-.wb-kw { color: #7c3aed; }
-.wb-dim { color: #6b7280; }
-.wb-var { color: #111827; }
-.wb-extent { color: #0f766e; font-family: ui-monospace, Menlo, Consolas, monospace; }
+.wb-row:hover { background: var(--wb-bg2); }
+.wb-row.wb-sel { background: var(--wb-sel); }
+.wb-tog { display: inline-block; width: 12px; color: var(--wb-fg2); }
+.wb-kw { color: var(--wb-kw); }
+.wb-dim { color: var(--wb-fg2); }
+.wb-var { color: var(--wb-fg); }
+.wb-extent { color: var(--wb-num); font-family: var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace); }
 .wb-kind { color: #fff; border-radius: 3px; padding: 0 5px; font-size: 11px; }
-.wb-ann { background: #fef3c7; color: #92400e; border-radius: 3px; padding: 0 4px; margin-left: 4px; font-size: 11px; }
+.wb-ann { background: rgba(245, 158, 11, 0.22); color: var(--wb-fg); border-radius: 3px; padding: 0 4px; margin-left: 4px; font-size: 11px; }
 .wb-iv { border-radius: 3px; padding: 0 4px; margin-right: 3px; font-size: 11px;
-  font-family: ui-monospace, Menlo, Consolas, monospace; }
-.wb-iv-spatial { background: #dbeafe; color: #1e40af; }
-.wb-iv-reduce { background: #fee2e2; color: #991b1b; }
-.wb-iv-opaque { background: #e5e7eb; }
-.wb-bdetail { color: #4b5563; padding-left: 16px; font-family: ui-monospace, Menlo, Consolas, monospace;
+  font-family: var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace); }
+.wb-iv-spatial { background: rgba(59, 130, 246, 0.22); }
+.wb-iv-reduce { background: rgba(239, 68, 68, 0.22); }
+.wb-iv-opaque { background: var(--wb-bg2); }
+.wb-bdetail { color: var(--wb-fg2); padding-left: 16px; font-family: var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace);
   font-size: 11.5px; white-space: normal; }
-.wb-init { color: #9a3412; }
-.wb-code-lines { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; line-height: 1.45; }
+.wb-init { color: var(--wb-fg2); font-style: italic; }
+.wb-code-lines { font-family: var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace); font-size: 12px; line-height: 1.45; }
 .wb-line { white-space: pre; cursor: pointer; padding-right: 8px; }
-.wb-line:hover { background: #f3f4f6; }
-.wb-ln { display: inline-block; min-width: 3.2em; text-align: right; padding-right: 8px; color: #9ca3af;
+.wb-line:hover { background: var(--wb-bg2); }
+.wb-ln { display: inline-block; min-width: 3.2em; text-align: right; padding-right: 8px; color: var(--wb-fg2);
   user-select: none; }
-.wb-line.wb-hl { background: #fef3c7; }
-.wb-line.wb-chg { box-shadow: inset 3px 0 0 #16a34a; background: #f0fdf4; }
-.wb-line.wb-chg.wb-hl { background: #fef3c7; }
-.wb-line.wb-err { box-shadow: inset 3px 0 0 #dc2626; background: #fee2e2; }
-.wb-more, .wb-more-row { margin: 4px; font-size: 11.5px; color: #2563eb; cursor: pointer; background: none;
-  border: 1px dashed #93c5fd; border-radius: 3px; padding: 2px 8px; }
-.wb-note { color: #6b7280; font-style: italic; padding: 6px; }
+.wb-line.wb-hl { background: var(--wb-sel); }
+.wb-line.wb-chg { box-shadow: inset 3px 0 0 #16a34a; background: var(--wb-add); }
+.wb-line.wb-chg.wb-hl { background: var(--wb-sel); }
+.wb-line.wb-err { box-shadow: inset 3px 0 0 #dc2626; background: var(--wb-del); }
+.wb-more, .wb-more-row { margin: 4px; font-size: 11.5px; color: var(--wb-accent); cursor: pointer; background: none;
+  border: 1px dashed var(--wb-accent); border-radius: 3px; padding: 2px 8px; }
+.wb-note { color: var(--wb-fg2); font-style: italic; padding: 6px; }
 .wb-graph svg { max-width: 100%; height: auto; }
-.wb-graphbox { overflow: auto; max-height: 480px; }
+.wb-graphbox { overflow: auto; max-height: 480px; background: #fff; border-radius: 4px; }
 .wb-clickable { cursor: pointer; }
 .wb-clickable:hover path, .wb-clickable:hover polygon, .wb-clickable:hover ellipse { stroke-width: 2.5; }
 .wb-sched { display: flex; gap: 10px; }
-.wb-side { flex: 0 0 30%; max-width: 360px; }
-.wb-main { flex: 1 1 70%; min-width: 0; display: flex; flex-direction: column; gap: 4px; }
+.wb-side { flex: 0 0 26%; max-width: 340px; min-width: 0; }
+.wb-main { flex: 1 1 74%; min-width: 0; display: flex; flex-direction: column; gap: 4px; }
 .wb-nav { display: flex; gap: 4px; align-items: center; margin-bottom: 4px; }
-.wb-slider { flex: 1; }
-.wb-btn { border: 1px solid #d1d5db; background: #f9fafb; border-radius: 4px; cursor: pointer; font-size: 11.5px; }
+.wb-slider { flex: 1; min-width: 40px; }
 .wb-steps, .wb-fns { list-style: none; margin: 0; padding: 0; max-height: 420px; overflow: auto; }
 .wb-step, .wb-fn { padding: 2px 6px; border-radius: 3px; cursor: pointer; display: flex; gap: 6px; }
-.wb-step:hover, .wb-fn:hover { background: #f3f4f6; }
-.wb-step-on, .wb-fn-on { background: #dbeafe; }
-.wb-step-no { color: #6b7280; min-width: 1.6em; text-align: right; }
-.wb-step-text { white-space: pre-wrap; word-break: break-all; font-size: 11.5px; }
-.wb-step-error { color: #b91c1c; }
-.wb-step-error.wb-step-on { background: #fee2e2; }
-.wb-error-banner { background: #fee2e2; border: 1px solid #fca5a5; color: #7f1d1d; border-radius: 4px; padding: 4px 8px; }
-.wb-error-detail { color: #991b1b; font-size: 11.5px; }
-.wb-diff { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; max-height: 460px; overflow: auto; }
+.wb-step:hover, .wb-fn:hover { background: var(--wb-bg2); }
+.wb-step-on, .wb-fn-on { background: rgba(59, 130, 246, 0.25); }
+.wb-step-no { color: var(--wb-fg2); min-width: 1.6em; text-align: right; }
+.wb-step-text { white-space: pre-wrap; word-break: break-word; font-size: 11.5px; }
+.wb-step-error { color: var(--jp-error-color1, #b91c1c); }
+.wb-step-error.wb-step-on { background: var(--wb-del); }
+.wb-error-banner { background: var(--wb-del); border: 1px solid #f87171; border-radius: 4px; padding: 4px 8px; }
+.wb-error-detail { font-size: 11.5px; }
+.wb-tree-diff { list-style: none; margin: 0 0 6px; padding: 0; }
+.wb-tree-diff li { padding: 1px 4px; cursor: pointer; border-radius: 3px; }
+.wb-tree-diff li:hover { background: var(--wb-bg2); }
+.wb-td-tag { display: inline-block; min-width: 5.5em; font-size: 11px; font-weight: 600; }
+.wb-td-added .wb-td-tag { color: #16a34a; } .wb-td-removed .wb-td-tag { color: #dc2626; }
+.wb-td-moved .wb-td-tag { color: #3b82f6; } .wb-td-extent .wb-td-tag, .wb-td-kind .wb-td-tag { color: #d97706; }
+.wb-textdiff-toggle { margin: 2px 0 4px; }
+.wb-diff { font-family: var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace); font-size: 12px; max-height: 460px; overflow: auto; }
 .wb-diff-row { white-space: pre; }
-.wb-diff-row.wb-add { background: #dcfce7; }
-.wb-diff-row.wb-del { background: #fee2e2; }
-.wb-diff-skip { color: #6b7280; font-style: italic; padding-left: 8em; }
-.wb-tag { display: inline-block; width: 1.2em; color: #6b7280; }
+.wb-diff-row.wb-add { background: var(--wb-add); }
+.wb-diff-row.wb-del { background: var(--wb-del); }
+.wb-diff-skip { color: var(--wb-fg2); font-style: italic; padding-left: 8em; }
+.wb-tag { display: inline-block; width: 1.2em; color: var(--wb-fg2); }
+/* narrow output areas: one column, the script under the loop nest, the steps above the program */
+@container (max-width: 820px) {
+  .wb-panes { grid-template-columns: minmax(0, 1fr); }
+  .wb-sched { flex-direction: column; }
+  .wb-side { max-width: none; }
+  .wb-steps { max-height: 160px; }
+}
 """
 
 
 def css() -> str:
-    """The widgets' stylesheet: layout plus the pygments token colours."""
-    return CSS_BASE + code_css(".wb-code-lines")
+    """The widgets' stylesheet: layout plus the pygments token colours (a dark style under a dark
+    JupyterLab theme, which marks the body ``data-jp-theme-light="false"``)."""
+    return (CSS_BASE + code_css(".wb-code-lines")
+            + code_css('body[data-jp-theme-light="false"] .wb-code-lines', style="monokai"))
 
 
 def legend_items() -> list[dict]:

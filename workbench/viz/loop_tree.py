@@ -61,8 +61,9 @@ KIND_LABELS: dict[str, str] = {
 class LoopTree:
     """The loop nest of one function: ``root`` (JSON-ready dicts) and the script it indexes.
 
-    ``nodes`` maps node ids (``"n0"``, ``"n1"``, ...) to the IR statement they
-    came from (``For`` or ``Block``); it stays on the Python side.
+    ``nodes`` maps node ids to the IR statement they came from (``For`` or ``Block``);
+    it stays on the Python side. Ids name what the node is, not where it is (``NodeIds``):
+    ``"loop-i_0"`` for the loop of variable ``i_0``, ``"block-C"`` for block ``C``.
     """
 
     root: dict
@@ -152,15 +153,54 @@ def _buffer_text(b) -> str:
     return f"{b.name}: {b.dtype}[{shape}]{scope}"
 
 
-class _Builder:
+class NodeIds:
+    """Node ids that survive schedule steps: a loop is named by its loop variable (the same
+    ``Var`` object keeps its id in every program it appears in), a block by its name.
+
+    Two different loop variables with one name get different ids (``loop-i``, ``loop-i-2``),
+    so a selection at one step lands on the same loop at another step, or on nothing.
+
+    >>> from workbench.ir.expr import Var
+    >>> ids = NodeIds(); i, i2 = Var("i"), Var("i")
+    >>> ids.loop(i), ids.loop(i2), ids.loop(i), ids.block("C")
+    ('loop-i', 'loop-i-2', 'loop-i', 'block-C')
+    """
+
     def __init__(self):
-        self.count = 0
+        self._loops: dict[int, tuple[Any, str]] = {}   # id(var) -> (var, node id); the var is kept alive
+        self._taken: set[str] = set()
+
+    def loop(self, var: Any) -> str:
+        hit = self._loops.get(id(var))
+        if hit is not None and hit[0] is var:
+            return hit[1]
+        nid = self._fresh(f"loop-{var.name}")
+        self._loops[id(var)] = (var, nid)
+        return nid
+
+    def block(self, name: str) -> str:
+        return f"block-{name}"
+
+    def _fresh(self, base: str) -> str:
+        nid, k = base, 2
+        while nid in self._taken:
+            nid, k = f"{base}-{k}", k + 1
+        self._taken.add(nid)
+        return nid
+
+
+class _Builder:
+    def __init__(self, ids: NodeIds | None = None):
+        self.ids = ids or NodeIds()
         self.nodes: dict[str, Stmt] = {}
 
-    def new_id(self) -> str:
-        i = f"n{self.count}"
-        self.count += 1
-        return i
+    def new_id(self, base: str) -> str:
+        """``base``, or ``base~2``... when this tree already has a node of that id (a malformed
+        program with a repeated loop variable, two blocks of one name)."""
+        nid, k = base, 2
+        while nid in self.nodes:
+            nid, k = f"{base}~{k}", k + 1
+        return nid
 
     def stmt(self, s: Stmt | None, depth: int) -> list[dict]:
         """Children dicts of statement ``s`` (loops and blocks), in print order."""
@@ -184,7 +224,7 @@ class _Builder:
         return []
 
     def loop(self, f: For, depth: int) -> dict:
-        nid = self.new_id()
+        nid = self.new_id(self.ids.loop(f.loop_var))
         self.nodes[nid] = f
         kind = str(f.kind.value)
         d = {
@@ -204,7 +244,7 @@ class _Builder:
 
     def block(self, br: BlockRealize | None, depth: int, blk: Block | None = None) -> dict:
         b = br.block if br is not None else blk
-        nid = self.new_id()
+        nid = self.new_id(self.ids.block(b.name))
         self.nodes[nid] = b
         values = br.iter_values if br is not None else ()
         ivs = []
@@ -246,18 +286,19 @@ def _init_text(init: Stmt | None) -> str | None:
     return "\n".join(line.strip() for line in lines)
 
 
-def loop_tree(func: PrimFunc, script: str | None = None) -> LoopTree:
+def loop_tree(func: PrimFunc, script: str | None = None, ids: NodeIds | None = None) -> LoopTree:
     """The loop nest of ``func`` with each node's line span in its script.
 
     ``script`` is the printed program (``func.script()`` when omitted); spans are
     found by walking the tree in print order and matching each loop's ``for``
-    line and each block's ``with ...block("name")`` line in turn.
+    line and each block's ``with ...block("name")`` line in turn. ``ids``: share one
+    ``NodeIds`` between the programs of a schedule so a node keeps its id across steps.
     """
     if not isinstance(func, PrimFunc):
         raise TypeError(f"loop_tree needs a PrimFunc, got {type(func).__name__}")
     if script is None:
         script = func.script()
-    b = _Builder()
+    b = _Builder(ids)
     body = func.body
     allocs: list = []
     # the root block is elided by the printer: its allocs print at function level
@@ -337,4 +378,4 @@ def _assign_spans(root: dict, lines: list[str]) -> None:
                     break
 
 
-__all__ = ["LoopTree", "loop_tree", "iter_nodes", "region_text", "KIND_COLORS", "KIND_LABELS", "text"]
+__all__ = ["LoopTree", "loop_tree", "NodeIds", "iter_nodes", "region_text", "KIND_COLORS", "KIND_LABELS", "text"]

@@ -98,9 +98,9 @@ def highlight_inline(source: str) -> list[str]:
     return ["".join(x) for x in lines][:want]
 
 
-def code_css(prefix: str = ".wb-code") -> str:
-    """The CSS rules of the pygments classes, scoped under ``prefix``."""
-    return HtmlFormatter(style=_STYLE).get_style_defs(prefix)
+def code_css(prefix: str = ".wb-code", style: str = _STYLE) -> str:
+    """The CSS rules of the pygments classes, scoped under ``prefix`` (``style``: a pygments style)."""
+    return HtmlFormatter(style=style).get_style_defs(prefix)
 
 
 __all__ = ["highlight_lines", "highlight_inline", "code_css"]

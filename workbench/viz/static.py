@@ -21,7 +21,7 @@ from typing import Any
 
 from ..ir.function import IRModule, PrimFunc
 from .block_graph import block_graph_data, module_graph_data, to_svg
-from .data import ScheduleData, script_of
+from .data import ScheduleData, buffers_of, script_of
 from .diff import program_diff
 from .loop_tree import KIND_COLORS, KIND_LABELS, LoopTree, loop_tree
 from .script_view import highlight_inline
@@ -33,7 +33,7 @@ OPEN_DEPTH = 3
 _BOX = ("font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:12.5px;color:#1f2937;"
         "border:1px solid #e5e7eb;border-radius:6px;padding:6px 8px;background:#fff")
 _MONO = "font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px"
-_PRE = f"{_MONO};line-height:1.45;background:#fbfbfb;padding:4px 6px;margin:0;overflow:auto;max-height:480px"
+_PRE = f"{_MONO};line-height:1.45;color:#1f2937;background:#fbfbfb;padding:4px 6px;margin:0;overflow:auto;max-height:480px"
 
 
 def esc(s: Any) -> str:
@@ -128,7 +128,8 @@ def program_html(func: PrimFunc, marks: dict | None = None, tree: LoopTree | Non
              '<div style="display:flex;gap:8px;flex-wrap:wrap">',
              f'<div class="wb-static-tree" style="flex:1 1 40%;min-width:280px">'
              f'{_tree_html(tree.root, OPEN_DEPTH)}</div>',
-             f'<div style="flex:1 1 55%;min-width:320px">{script_html(tree.script, marks)}</div>', "</div>"]
+             f'<div style="flex:1 1 55%;min-width:320px">{script_html(tree.script, marks)}</div>', "</div>",
+             buffers_html(func)]
     if graph and len(tree.blocks()) <= MAX_STATIC_GRAPH_BLOCKS:
         try:
             svg = to_svg(block_graph_data(func, tree))
@@ -138,6 +139,57 @@ def program_html(func: PrimFunc, marks: dict | None = None, tree: LoopTree | Non
             parts.append(f'<div style="color:#6b7280">{esc(err)}</div>')
     parts.append("</div>")
     return "".join(parts)
+
+
+# The output beside a live widget: shown until the live view renders next to it (JupyterLab's and
+# nbconvert's output wrappers are `.jp-OutputArea-child`, the classic notebook's `.output_area`), and
+# hiding the widget output while that shows no live view (a missing model, no widget loader).
+FALLBACK_CSS = "".join(
+    f"{c}:has(.wb-fallback):has(+ {c} .wb-root){{display:none}}"
+    f"{c}:has(.wb-fallback) + {c}:not(:has(.wb-root)){{display:none}}"
+    for c in (".jp-OutputArea-child", ".output_area"))
+
+
+def fallback_output(static: str) -> str:
+    """The static view as the output published before a live widget (see ``_Base._repr_mimebundle_``)."""
+    return f'<div class="wb-fallback"><style>{FALLBACK_CSS}</style>{static}</div>'
+
+
+def buffers_html(func: PrimFunc) -> str:
+    """The buffers of ``func`` as a table: name, shape, dtype, scope, where declared."""
+    rows = "".join(
+        f'<tr><td><b>{esc(b["name"])}</b></td><td style="{_MONO}">[{esc(b["shape"])}]</td>'
+        f'<td style="{_MONO}">{esc(b["dtype"])}</td><td>{esc(b["scope"])}</td>'
+        f'<td style="color:#6b7280">{esc(b["where"])}</td></tr>' for b in buffers_of(func))
+    head = "".join(f'<th style="text-align:left;padding-right:10px">{h}</th>'
+                   for h in ("buffer", "shape", "dtype", "scope", "declared"))
+    return (f'<details class="wb-static-buffers"><summary>buffers</summary><table style="border-collapse:collapse">'
+            f'<tr>{head}</tr>{rows}</table></details>')
+
+
+def error_html(exc: Any) -> str:
+    """An uncaught ``ScheduleError``: the message, the detail, the program with the place marked."""
+    from .data import error_payload
+
+    func = getattr(exc, "func", None)
+    tree = loop_tree(func) if isinstance(func, PrimFunc) else None
+    err = error_payload(exc, tree)
+    parts = [f'<div class="wb-static wb-static-error-view" style="{_BOX}">',
+             f'<div class="wb-static-error" style="background:#fee2e2;border:1px solid #fca5a5;color:#7f1d1d;'
+             f'border-radius:4px;padding:4px 8px;margin-bottom:6px"><b>{esc(err["type"])}</b>: '
+             f'{esc(err["message"])}' + (f'<div>{esc(err["detail"])}</div>' if err["detail"] else "") + "</div>"]
+    if tree is not None:
+        parts.append(script_html(tree.script, {"error": err["lines"]}))
+    elif func is not None:
+        parts.append(script_html(script_of(func)))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _tree_diff_html(changes: list[dict]) -> str:
+    colors = {"added": "#166534", "removed": "#991b1b", "moved": "#1d4ed8", "extent": "#92400e", "kind": "#6b21a8"}
+    items = "".join(f'<li style="color:{colors.get(c["change"], "#374151")}">{esc(c["text"])}</li>' for c in changes)
+    return f'<ul class="wb-static-tree-diff" style="margin:2px 0 4px">{items}</ul>'
 
 
 def _diff_html(old: str, new: str) -> str:
@@ -171,8 +223,11 @@ def schedule_html(sch: Any, error: Any = None) -> str:
         elif s.status == "initial" or prev_text is None:
             parts.append(f"<li><code>{esc(s.text)}</code></li>")
         else:
-            parts.append(f'<li><details><summary><code>{esc(s.text)}</code></summary>'
-                         f'{_diff_html(prev_text, text)}</details></li>')
+            _, d = data.view(s.index)
+            moves = _tree_diff_html(d["tree"]) if d.get("tree") else ""
+            parts.append(f'<li><details><summary><code>{esc(s.text)}</code></summary>{moves}'
+                         f'<details><summary>text diff</summary>{_diff_html(prev_text, text)}</details>'
+                         f'</details></li>')
         if s.status != "error":
             prev_text = text
     parts.append("</ol>")
@@ -220,4 +275,4 @@ def static_html(obj: Any, **kwargs) -> str:
     return schedule_html(obj, **kwargs)
 
 
-__all__ = ["static_html", "program_html", "schedule_html", "module_html", "script_html"]
+__all__ = ["static_html", "fallback_output", "error_html", "buffers_html", "program_html", "schedule_html", "module_html", "script_html"]

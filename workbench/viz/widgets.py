@@ -44,19 +44,49 @@ class _Base(anywidget.AnyWidget):
         return ""
 
     def _repr_mimebundle_(self, **kwargs):
-        """The widget view plus the static HTML fallback (nbconvert, GitHub) and the script as text."""
+        """The widget view, preceded (in a kernel) by its static view as a separate output.
+
+        A widget view renders only while its model exists: not in a notebook reopened without
+        widget state, not in nbconvert's HTML (whose widget loader needs the internet). So the
+        static view (``static.fallback_output``) is published first as its own output; its CSS
+        hides it once this widget's live view has rendered next to it, and hides this output
+        while it shows no live view ("Error displaying widget", "Loading widget..."). Whatever
+        works, the program is on the page. This output's own ``text/html`` is an empty slot (so
+        an exporter that drops the widget view shows nothing twice) and ``text/plain`` the script.
+        """
         out = super()._repr_mimebundle_(**kwargs)
         data, meta = out if isinstance(out, tuple) else (out, {})
-        try:
-            data["text/html"] = self._static_html()
-        except Exception as err:  # the live widget still works; say what failed
-            import html
-
-            data["text/html"] = f"<pre>(static view failed: {html.escape(repr(err))})</pre>"
+        if self._publish_fallback():
+            data["text/html"] = '<div class="wb-live-slot"></div>'
+        else:  # no kernel to publish to: the static view in this bundle
+            data["text/html"] = self.static_bundle()["text/html"]
         text = self._plain_text()
         if text:
             data["text/plain"] = text
         return data, meta
+
+    def _publish_fallback(self) -> bool:
+        """Publish the static view as an output of its own, when in a kernel; True if published."""
+        from . import in_kernel
+
+        if not in_kernel():
+            return False
+        from IPython.display import publish_display_data
+
+        publish_display_data(self.static_bundle())
+        return True
+
+    def static_bundle(self) -> dict:
+        """The static view as display data: what shows where the live widget cannot."""
+        from .static import fallback_output
+
+        try:
+            static = self._static_html()
+        except Exception as err:  # the live widget still works; say what failed
+            import html
+
+            static = f"<pre>(static view failed: {html.escape(repr(err))})</pre>"
+        return {"text/html": fallback_output(static), "text/plain": self._plain_text()}
 
     def _plain_text(self) -> str:
         return ""

@@ -82,7 +82,9 @@ def optimize_ir(ir_text: str, target, tm):
 
 
 def compile_ir(ir_text: str, target, times: CompileTimes):
-    """Parse, optimise (new pass manager, O3) and JIT-compile; returns (engine, optimised IR text)."""
+    """Parse, optimise (new pass manager, O3) and JIT-compile; returns (engine, optimised IR text, target
+    machine, object code). The object code (what MCJIT compiled, caught by its object cache; empty if
+    it made other than one object) rebuilds the engine in another process with :func:`load_object`."""
     import llvmlite.binding as llvm
 
     init_llvm()
@@ -92,11 +94,30 @@ def compile_ir(ir_text: str, target, times: CompileTimes):
     t1 = time.perf_counter()
     opt_text = str(mod)
     engine = llvm.create_mcjit_compiler(mod, tm)
+    objects: list[bytes] = []
+    engine.set_object_cache(lambda _module, buffer: objects.append(bytes(buffer)), lambda _module: None)
     engine.finalize_object()
     t2 = time.perf_counter()
     times["optimize"] = t1 - t0
     times["jit"] = t2 - t1
-    return engine, opt_text, tm
+    return engine, opt_text, tm, objects[0] if len(objects) == 1 else b""
+
+
+def load_object(obj: bytes, target, times: CompileTimes):
+    """An engine running the object code ``obj`` (from :func:`compile_ir`) without compiling anything;
+    returns (engine, target machine)."""
+    import llvmlite.binding as llvm
+
+    init_llvm()
+    t0 = time.perf_counter()
+    tm = target_machine(target)
+    empty = llvm.parse_assembly("")
+    empty.triple, empty.data_layout = tm.triple, str(tm.target_data)
+    engine = llvm.create_mcjit_compiler(empty, tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    times["load"] = time.perf_counter() - t0
+    return engine, tm
 
 
 # argument binding ------------------------------------------------------------------
@@ -119,7 +140,8 @@ def eval_int(e, binds: dict) -> int | None:
 
 
 class ParamSpec:
-    """One parameter: a buffer (name, shape, dtype, strides) or a scalar variable."""
+    """One parameter: a buffer (name, shape, dtype, strides) or a scalar variable; ``written``: whether the
+    program stores to the buffer."""
 
     def __init__(self, var, buffer=None, written: bool = False):
         self.var, self.buffer, self.written = var, buffer, written
@@ -134,6 +156,13 @@ def param_specs(func: PrimFunc, lowered: PrimFunc) -> list[ParamSpec]:
     post_order_visit(lowered.body, lambda n: written.add(n.buffer.name) if isinstance(n, BufferStore) else None)
     return [ParamSpec(p, func.buffer_map.get(p), func.buffer_map[p].name in written if p in func.buffer_map else False)
             for p in func.params]
+
+
+def restored_param_specs(func: PrimFunc, written: list[bool]) -> list[ParamSpec]:
+    """The parameters of ``func`` with the ``written`` flags a cached build recorded (one per parameter)."""
+    if len(written) != len(func.params):
+        raise ValueError(f"{func.name}: {len(written)} written flags for {len(func.params)} parameters")
+    return [ParamSpec(p, func.buffer_map.get(p), bool(w) and p in func.buffer_map) for p, w in zip(func.params, written)]
 
 
 def size_vars(func: PrimFunc) -> list:
@@ -161,17 +190,30 @@ class BuiltFunction:
     """
 
     def __init__(self, module: "LLVMModule", name: str, symbol: str, func: PrimFunc, lowered: PrimFunc,
-                 info, var_order: list):
+                 info, var_order: list, *, params: list[ParamSpec] | None = None, lower=None):
+        """``params`` and ``lower`` (a function returning the lowered program, called when it is first
+        asked for) stand in for ``lowered`` (None) when the build was read from the disk cache."""
         self.module, self.name, self.entry_name = module, name, symbol
-        self.func, self.lowered, self.info = func, lowered, info
-        self.params = param_specs(func, lowered)
+        self.func, self.info = func, info
+        self._lowered, self._lower = lowered, lower
+        self.params = param_specs(func, lowered) if params is None else params
         self.var_order = var_order
         self._var_pos = {id(v): k for k, v in enumerate(var_order)}
         self._nbuf = sum(1 for p in self.params if p.buffer is not None)
         self._cfn = self._entry()
 
+    @property
+    def lowered(self) -> PrimFunc:
+        """The program after lowering (lowered again on first use when the build came from the disk cache)."""
+        if self._lowered is None:
+            self._lowered = self._lower()
+        return self._lowered
+
     def _entry(self):
-        return ENTRY_FN(self.module.engine.get_function_address(self.entry_name))
+        address = self.module.engine.get_function_address(self.entry_name)
+        if not address:  # calling address 0 would crash the process
+            raise RuntimeError(f"{self.name}: the compiled code has no function {self.entry_name!r}")
+        return ENTRY_FN(address)
 
     def _copy_for(self, module: LLVMModule) -> BuiltFunction:
         """A copy of this function belonging to ``module`` (sharing the compiled code)."""
@@ -465,5 +507,5 @@ class LLVMModule:
         return f"<LLVMModule [{', '.join(self.functions)}] for {self.target}>"
 
 
-__all__ = ["LLVMModule", "BuiltFunction", "compile_ir", "optimize_ir", "init_llvm", "size_vars", "param_specs",
-           "eval_int", "host_lacks"]
+__all__ = ["LLVMModule", "BuiltFunction", "compile_ir", "load_object", "optimize_ir", "init_llvm", "size_vars",
+           "param_specs", "restored_param_specs", "eval_int", "host_lacks"]
