@@ -150,7 +150,12 @@ def test_bad_gpu_targets(spec, word):
 
 
 @pytest.mark.parametrize("spec", ["cuda -arch=sm_80"])
-def test_building_for_a_kind_without_backend_says_so(spec):
+def test_building_for_a_kind_without_backend_says_so(spec, monkeypatch):
+    # as on an install without the backend's sub-package: nothing registered for the kind
+    monkeypatch.setattr(driver, "_BACKENDS", {k: v for k, v in driver._BACKENDS.items() if k != "cuda"})
+    monkeypatch.setattr(lower_mod, "_HOST_DEVICE_SPLITS",
+                        {k: v for k, v in lower_mod._HOST_DEVICE_SPLITS.items() if k != "cuda"})
+    monkeypatch.setattr(driver, "_import_backend_package", lambda kind: None)
     with pytest.raises(BackendUnavailableError, match="no .* backend is available yet") as info:
         wb.build(_double(), target=spec)
     assert isinstance(info.value, NotImplementedError)

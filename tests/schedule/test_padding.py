@@ -369,3 +369,77 @@ def test_pad_einsum_refuses_an_extent_its_dtype_cannot_count():
     sch = wb.Schedule(matmul_case(10, 10, 10).func)
     refused(sch, sch.pad_einsum, sch.get_block("C"), [2**31, 1, 1], exc=ScheduleArgumentError,
             match="more than its dtype int32 can count")
+
+
+# pad_einsum on a block that covers only part of its buffers (fuzzer seed 55123000214) --------------------------------
+def _partitioned_multiply(rows: int):
+    """``multiply[i, j] = a[i, j] * b[j]`` with its row loop partitioned: row 0 in ``multiply_i0``, the rest in
+    ``multiply_i1``."""
+    a = te.placeholder((rows, 5), name="a")
+    b = te.placeholder((5,), name="b")
+    m = te.compute((rows, 5), lambda i, j: a[i, j] * b[j], name="multiply")
+    sch = wb.Schedule(wb.create_prim_func([a, b, m]))
+    i, _ = sch.get_loops(sch.get_block("multiply"))
+    sch.loop_partition(i, factors=[1])
+    return sch
+
+
+def _copy_extents(sch, block):
+    return [int(sch.get(lp).extent.value) for lp in sch.get_loops(sch.get_block(block))]
+
+
+@pytest.mark.parametrize("rows, padding", [(4, [1, 4]), (5, [3, 4])])
+def test_pad_einsum_on_one_part_of_a_partitioned_loop_copies_only_that_part(rows, padding):
+    """The copy-back covered the whole output and overwrote row 0 (computed by the other part) with the
+    uninitialised padded buffer; the input copies read rows the block never reads."""
+    sch = _partitioned_multiply(rows)
+    sch.pad_einsum(sch.get_block("multiply_i1"), padding=padding)
+    assert _copy_extents(sch, "multiply_pad") == [rows - 1, 5]
+    assert _copy_extents(sch, "a_pad") == [rows - 1, 8]
+    a, b = _randn(rows, 5), _randn(5, seed=1)
+    for out in _run_both(sch.func, [a, b], (rows, 5)):
+        np.testing.assert_allclose(out, a * b, rtol=1e-6)
+
+
+def test_pad_einsum_copies_only_the_element_a_constant_index_reads():
+    a = te.placeholder((4, 5), name="a")
+    w = te.placeholder((3, 5), name="w")
+    m = te.compute((4, 5), lambda i, j: a[i, j] * w[2, j], name="m")
+    sch = wb.Schedule(wb.create_prim_func([a, w, m]))
+    sch.pad_einsum(sch.get_block("m"), [1, 4])
+    assert _copy_extents(sch, "w_pad") == [1, 8]
+    x, y = _randn(4, 5), _randn(3, 5, seed=1)
+    for out in _run_both(sch.func, [x, y], (4, 5)):
+        np.testing.assert_allclose(out, x * y[2], rtol=1e-6)
+
+
+def test_pad_einsum_under_a_split_with_a_predicate_copies_only_the_predicated_rows():
+    sch = wb.Schedule(matmul_case(10, 10, 10).func)
+    c = sch.get_block("C")
+    sch.split(sch.get_loops(c)[0], [None, 4])
+    sch.pad_einsum(c, [4, 4, 4])
+    assert _copy_extents(sch, "C_pad") == [10, 10] and _copy_extents(sch, "A_pad") == [10, 12]
+    a, b = _randn(10, 10), _randn(10, 10, seed=1)
+    for out in _run_both(sch.func, [a, b], (10, 10)):
+        np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("binding, where, match", [
+    ("i * 2", "", "v_i = i \\* 2 steps by 2"),
+    ("i", "            wb.where(i + j < 6)\n", "predicate term `i \\+ j < 6` does not bound"),
+])
+def test_pad_einsum_refuses_a_block_whose_touched_part_is_not_a_box(binding, where, match):
+    from workbench.ir.parser import parse
+    from workbench.schedule.errors import NonAffineBindingError
+
+    func = parse(f'''
+@wb.prim_func
+def main(a: wb.Buffer((8, 5), "float32"), m: wb.Buffer((8, 5), "float32")):
+    for i, j in wb.grid(4, 5):
+        with wb.block("m"):
+            v_i = wb.axis.spatial(8, {binding})
+            v_j = wb.axis.spatial(5, j)
+{where}            m[v_i, v_j] = a[v_i, v_j] * 2.0
+''')
+    sch = wb.Schedule(func)
+    refused(sch, sch.pad_einsum, sch.get_block("m"), [1, 4], exc=NonAffineBindingError, match=match)

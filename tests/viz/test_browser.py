@@ -121,7 +121,7 @@ def _shot(page_or_locator, name: str) -> None:
 def test_widgets_in_jupyterlab(jupyterlab):
     from playwright.sync_api import sync_playwright
 
-    write_notebook(jupyterlab["dir"] / "viz.ipynb")
+    _add_graph_cell(write_notebook(jupyterlab["dir"] / "viz.ipynb"))
     url = f"{jupyterlab['base']}/lab/tree/viz.ipynb?token={jupyterlab['token']}"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -150,20 +150,23 @@ def test_widgets_in_jupyterlab(jupyterlab):
                     if attempt == 2:
                         raise
             roots = page.locator(".wb-root[data-ready='1']")
-            page.wait_for_function("document.querySelectorAll(\".wb-root[data-ready='1']\").length >= 6",
+            page.wait_for_function("document.querySelectorAll(\".wb-root[data-ready='1']\").length >= 7",
                                    timeout=45_000)
             cells = page.locator(".jp-Notebook .jp-CodeCell")
-            cells.nth(6).locator(".wb-static-error-view").wait_for()  # the last cell fails on purpose
+            cells.nth(ERROR_CELL).locator(".wb-static-error-view").wait_for()  # the last cell fails on purpose
             errors = page.locator(".jp-CodeCell:not(:last-child) "
                                   ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
             assert errors.count() == 0, errors.first.inner_text()
-            assert roots.count() == 6
-            prog, sched, graph, sched2, long_view, moved = (roots.nth(k) for k in range(6))
+            assert roots.count() == 7
+            prog, sched, graph, sched2, long_view, moved, model_graph = (roots.nth(k) for k in range(7))
             # the static views published beside the live widgets are hidden while the widgets show
-            assert page.locator(".wb-fallback").count() == 6
+            assert page.locator(".wb-fallback").count() == 7
             assert all(not f.is_visible() for f in page.locator(".wb-fallback").all())
 
             # --- the PrimFunc widget: select a loop, its lines light up -------------------
+            # the run scrolled to the last cell, past which JupyterLab stops drawing cells: back to the first
+            page.locator(".jp-Notebook .jp-Cell").first.scroll_into_view_if_needed()
+            page.wait_for_function("() => document.querySelector('.wb-root .wb-title').innerText === 'PrimFunc main'")
             assert prog.locator(".wb-title").inner_text() == "PrimFunc main"
             assert prog.locator(".wb-legend-item").count() == 5
             loop_rows = prog.locator(".wb-node-loop > .wb-row")
@@ -251,6 +254,7 @@ def test_widgets_in_jupyterlab(jupyterlab):
             assert long_view.locator(".wb-line.wb-hl").first.inner_text().find("for i in wb.serial(64)") >= 0
             _shot(long_view, "viz-long-program.png")
             _shot(page, "viz-notebook.png")
+            _check_model_graph(page, model_graph)
             _check_issue15_views(page, jupyterlab, prog, moved, cells)
         except Exception:
             try:  # what the page looked like when it failed
@@ -261,6 +265,54 @@ def test_widgets_in_jupyterlab(jupyterlab):
             raise
         finally:
             browser.close()
+
+
+# a model graph (issue 17): three repeated layers, fused; inserted before the fixture's failing last cell
+GRAPH_CELL = """from workbench.frontend import nn
+
+class Block(nn.Module):
+    def __init__(self):
+        self.fc, self.norm = nn.Linear(16, 16), nn.LayerNorm(16)
+    def forward(self, x):
+        return self.norm(wb.op.add(x, nn.gelu(self.fc(x))))
+
+class Stack(nn.Module):
+    def __init__(self):
+        self.layers = nn.ModuleList([Block() for _ in range(3)])
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+gmod, _ = Stack().export({"forward": {"x": nn.spec(("n", 16), "float32")}})
+wb.transform.Sequential([wb.transform.LegalizeOps(), wb.transform.FuseOps(), wb.transform.FuseTIR()])(gmod)"""
+ERROR_CELL = 7
+
+
+def _add_graph_cell(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells.insert(ERROR_CELL - 1, nbformat.v4.new_code_cell(GRAPH_CELL))
+    nbformat.write(nb, str(path))
+
+
+def _check_model_graph(page, view) -> None:
+    """The graph widget: layers 1 and 2 collapsed; a click on a kernel node shows that kernel's loops and
+    script; a click on a collapsed layer draws it."""
+    assert view.locator(".wb-gpane svg").count() == 1
+    assert view.locator("g.node#wbg-layer-2").count() == 1 and view.locator("g.cluster#wbg-cl-layer-0").count() == 1
+    assert not view.locator(".wb-gkernel").is_visible()
+    node = view.locator("g.node.wb-clickable[id^='wbg-b-']", has_text="fused_linear_gelu").first
+    node.click()
+    view.locator(".wb-gkernel .wb-node-loop > .wb-row").first.wait_for()
+    assert "kernel fused_linear_gelu" in view.locator(".wb-gdetail").inner_text()
+    assert 'wb.block("linear_matmul")' in view.locator(".wb-gkernel .wb-code-lines").inner_text()
+    assert view.locator("g.node.wb-gsel").count() == 1
+    _shot(view, "viz-model-graph-kernel.png")
+    view.locator("g.node#wbg-layer-2").click()
+    view.locator("g.cluster#wbg-cl-layer-2").wait_for()
+    _shot(view, "viz-model-graph-expanded.png")
 
 
 def _wait_step(page, root_index: int, step: int) -> None:
@@ -305,11 +357,13 @@ def _check_issue15_views(page, jupyterlab, prog, moved, cells) -> None:
     moved.locator(".wb-tab[data-tab='loops']").click()
 
     # an uncaught ScheduleError: the error view (place marked), a traceback without workbench's frames
-    err_cell = cells.nth(6)
+    err_cell = cells.nth(ERROR_CELL)
     view = err_cell.locator(".wb-static-error-view")
-    assert view.is_visible() and "ReductionLoopError" in view.inner_text()
+    err_cell.scroll_into_view_if_needed()
+    assert view.is_visible() and "ReductionLoopError" in _drawn_text(page, view)
     assert "# <-- here" in view.inner_text()
-    trace = err_cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").inner_text()
+    trace = _drawn_text(page, err_cell.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"))
     assert "ReductionLoopError" in trace and "workbench/schedule" not in trace and "interactiveshell" not in trace
     _shot(err_cell, "viz-uncaught-error.png")
 
@@ -342,11 +396,11 @@ def _check_issue15_views(page, jupyterlab, prog, moved, cells) -> None:
     _delete_sessions(jupyterlab)
     page.goto(f"{jupyterlab['base']}/lab/tree/viz.ipynb?token={jupyterlab['token']}&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell")
-    page.wait_for_function("document.querySelectorAll('.jp-Notebook .wb-fallback').length >= 6")
+    page.wait_for_function("document.querySelectorAll('.jp-Notebook .wb-fallback').length >= 7")
     page.wait_for_timeout(3000)  # the widget manager gives up on the missing models
     assert page.locator(".wb-root").count() == 0
     fallbacks = page.locator(".jp-Notebook .wb-fallback")
-    assert fallbacks.count() == 6 and all(f.is_visible() for f in fallbacks.all())
+    assert fallbacks.count() == 7 and all(f.is_visible() for f in fallbacks.all())
     assert all(not e.is_visible() for e in page.get_by_text("Error displaying widget").all())
     assert page.locator(".wb-fallback .wb-static-program").first.is_visible()
     _shot(page, "viz-reopened-without-models.png")
@@ -355,11 +409,22 @@ def _check_issue15_views(page, jupyterlab, prog, moved, cells) -> None:
     html = _executed_html(jupyterlab["dir"])
     page.goto(html.as_uri())
     fallbacks = page.locator(".wb-fallback")
-    assert fallbacks.count() == 6 and all(f.is_visible() for f in fallbacks.all())
+    assert fallbacks.count() == 7 and all(f.is_visible() for f in fallbacks.all())
+    assert page.locator(".wb-fallback .wb-static-graph-view svg").first.is_visible()
     assert page.locator(".wb-static-error-view").is_visible()
     for name in ("wb-static-program", "wb-static-schedule"):
         assert page.locator(f".wb-fallback .{name}").first.is_visible()
     _shot(page, "viz-nbconvert-html.png")
+
+
+def _drawn_text(page, locator, timeout_s: float = 5.0) -> str:
+    """The locator's text once drawn (JupyterLab does not draw cells far off screen: innerText is empty)."""
+    deadline = time.time() + timeout_s
+    text = locator.inner_text()
+    while not text and time.time() < deadline:
+        page.wait_for_timeout(100)
+        text = locator.inner_text()
+    return text
 
 
 def _delete_sessions(jupyterlab) -> None:

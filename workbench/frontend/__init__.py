@@ -12,6 +12,7 @@ from .config import (
 )
 from . import nn
 from .errors import ModelFileError, UnsupportedArchitectureError
+from .llm import LLM, load_llm
 from .model import Model, compile_module, graph_architectures, load
 from .model_files import Checkpoint, ModelFiles, load_checkpoint, load_weights, locate_model_files
 from .tokenizer import BatchEncoding, Tokenizer, load_tokenizer
@@ -22,5 +23,5 @@ __all__ = [
     "register_architecture", "supported_architectures", "ModelFileError", "UnsupportedArchitectureError",
     "Checkpoint", "ModelFiles", "load_checkpoint", "load_weights", "locate_model_files", "BatchEncoding",
     "Tokenizer", "load_tokenizer", "load_safetensors", "read_safetensors_header", "nn", "load", "Model",
-    "compile_module", "graph_architectures",
+    "compile_module", "graph_architectures", "LLM", "load_llm",
 ]

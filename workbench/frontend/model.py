@@ -44,12 +44,20 @@ def graph_architectures() -> list[str]:
     return sorted(_GRAPH_BUILDERS)
 
 
-def load(path: str | os.PathLike) -> "Model":
-    """The model in the folder ``path`` (config.json, model.safetensors, tokenizer.json).
+def load(path: str | os.PathLike, **options) -> "Model":
+    """The model in the folder ``path`` (config.json, model.safetensors, tokenizer.json), or, for a ``*.gguf``
+    file, the decoder LLM in it (:func:`~workbench.frontend.llm.load_llm`; ``options``: ``target``,
+    ``context_limit``).
 
     A missing or corrupted file, a weight whose shape disagrees with config.json or an unsupported
     architecture raises :class:`~workbench.frontend.errors.ModelFileError` naming the file and the fault.
     """
+    if str(path).lower().endswith(".gguf"):
+        from .llm import load_llm
+
+        return load_llm(path, **options)
+    if options:
+        raise TypeError(f"load() of a model folder takes no options, got {', '.join(options)}")
     return Model(load_checkpoint(path))
 
 
@@ -110,7 +118,12 @@ class Model:
                 f"{sum(a.size for a in self.param_list):,} parameters, from {self.files.folder!r})")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return self.mod._repr_mimebundle_(include, exclude)
+        """The model's graph (``wb.viz.graph``), titled with this model."""
+        try:
+            from ..viz import mimebundle
+        except ImportError:  # viz not available: the summary, as text
+            return {"text/plain": repr(self)}
+        return mimebundle(self)
 
 
 def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -138,8 +138,6 @@ class IRModule(Node):
         return {k: f for k, f in self.functions.items() if isinstance(f, Function)}
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        if self.graph_functions:  # the graph view comes later: the script, as text
-            return {"text/plain": self.script()}
         try:
             from ..viz import mimebundle
         except Exception:

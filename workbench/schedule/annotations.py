@@ -12,6 +12,7 @@ from ..ir.functor import uses_var
 from ..ir.node import FrozenDict
 from ..ir.stmt import THREAD_TAGS, Block, BlockRealize, BufferRegion, ForKind, IterType
 from .errors import ReductionLoopError, ScheduleArgumentError, AccessRegionError
+from .legality import check_thread_extents
 from .loop_legality import check_iterations_independent
 from .state import Outcome
 from .trace import BlockRV, IndexMapText, LoopRV
@@ -154,7 +155,12 @@ def unroll(sch, loop: LoopRV) -> None:
 
 @primitive("annotations")
 def bind(sch, loop: LoopRV, thread_axis: str) -> None:
-    """Bind ``loop`` to a GPU thread axis (``"blockIdx.x"``, ``"threadIdx.x"``, ...).
+    """Bind ``loop`` to a GPU thread axis (``"blockIdx.x"``, ``"threadIdx.x"``, ``"vthread"``, ...).
+
+    One kernel (everything under its outermost thread-bound loop) has one size per thread axis:
+    binding is refused when another loop of the kernel is bound to the same axis with another
+    extent, or when the loop's extent changes with a loop around it. Loops bound to ``threadIdx``
+    inside another one bound to the same axis (a cooperative fetch) run on the same threads.
 
     >>> import workbench as wb
     >>> from workbench import te
@@ -182,10 +188,13 @@ def bind(sch, loop: LoopRV, thread_axis: str) -> None:
                 wb.writes(B[v_i])
                 B[v_i] = A[v_i] * 2.0
     """
+    f, anc = sch.loop_of(loop)
+    if thread_axis == "vthread":
+        thread_axis = "vthread.x"
     if thread_axis not in THREAD_TAGS:
-        f, _ = sch.loop_of(loop)
         raise ScheduleArgumentError(f"cannot bind loop {f.loop_var.name}: unknown thread axis {thread_axis!r}; "
-                                    f"expected one of {', '.join(THREAD_TAGS)}", node=f)
+                                    f"expected one of {', '.join(THREAD_TAGS)} or \"vthread\"", node=f)
+    check_thread_extents(f, anc, thread_axis)
     return _set_kind(sch, loop, ForKind.THREAD_BINDING, f"bind to {thread_axis}", thread=thread_axis)
 
 

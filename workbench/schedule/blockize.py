@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..ir.arith import Analyzer, detect_iter_map, subspace_divide
-from ..ir.expr import IntImm, Range, Var, as_int, logical_and
+from ..ir.arith.linear import AtomTable, lin_bounds, lin_sub, linear_atoms, to_expr
+from ..ir.expr import GE, GT, LE, LT, IntImm, PrimExpr, Range, Var, as_int, logical_and
 from ..ir.functor import collect_vars, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferRegion, For, ForKind, IterType, IterVar, SeqStmt
 from .errors import NonAffineBindingError, ScheduleArgumentError, ScheduleError
@@ -111,6 +112,9 @@ def blockize(sch, target: "LoopRV | Sequence[BlockRV]", preserve_unit_iters: boo
     Under a non-dividing split the predicate is shared out: its terms over loops outside
     the new block guard the outer block, the others stay on the inner block with the outer
     loops read through the outer axes, and the init keeps the terms of its spatial loops.
+    A term over both also guards the outer block with what it asks of the outer loops alone
+    (``i_0 * 32 + i_1 < 100`` gives ``i_0 * 32 < 100``, left out where it always holds, as here),
+    so an outer loop that overshoots its axis (``split(i, [16, None])`` over 6) never runs the block.
     For ``B[i] = sum_k A[i, k]`` over 100 x 100 with ``i`` and ``k`` split by 32 and reordered
     to ``i_0, k_0, i_1, k_1``, ``sch.blockize(i_1)`` gives::
 
@@ -186,6 +190,7 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
             node=f_loop)
     # terms of the predicate over outer loops only guard the outer block; the others stay inside
     outer_pred, inner_terms = split_predicate(realize.predicate, in_vars(inner_vars))
+    outer_pred = logical_and(outer_pred, *_outer_guards(inner_terms, outer_loops, inner_loops))
     an = Analyzer()
     outer_ivs, outer_vals, inner_ivs, inner_vals = [], [], [], []
     vmap = {}
@@ -236,6 +241,48 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
     outer = refresh_clamped(Block(outer_name, tuple(outer_ivs), (), (), body, outer_init))
     outer_realize = BlockRealize(tuple(outer_vals), outer_pred, outer)
     return Outcome(func=rebuild(sch.func, anc, f_loop, outer_realize), outputs=("block", outer_name))
+
+
+def _outer_guards(terms: list, outer_loops: list[For], inner_loops: list[For]) -> list[PrimExpr]:
+    """What the predicate ``terms`` require of the loops outside the new block: for each linear inequality,
+    the condition that some point of the inner loops satisfies it (``i_0 * 16 + i_1 < 100`` with ``i_1`` in
+    ``[0, 16)`` gives ``i_0 * 16 < 100``), so the outer block never runs where no inner iteration would.
+
+    This is the outer predicate of TVM's subspace division. The inner block keeps the full terms; a term
+    that holds for every outer point, or that is not linear in the inner loops, gives nothing."""
+    inner = {f.loop_var: (as_int(f.min), as_int(f.min) + as_int(f.extent) - 1) for f in inner_loops}
+    an = Analyzer()
+    for f in outer_loops:
+        an.bind(f.loop_var, Range(f.min, f.extent))
+    guards = []
+    for c in terms:
+        guard = _projected(c, inner)
+        if guard is not None and not an.can_prove(guard):
+            guards.append(guard)
+    return guards
+
+
+def _projected(cond: PrimExpr, inner: dict) -> PrimExpr | None:
+    """``exists inner: cond`` for an integer comparison ``cond`` that is linear in the ``inner`` variables
+    (inclusive ranges), as ``lhs < rhs`` / ``lhs <= rhs`` over the other variables; None otherwise."""
+    if not isinstance(cond, (LT, LE, GT, GE)) or not cond.a.dtype.startswith(("int", "uint")):
+        return None
+    small, big = (cond.a, cond.b) if isinstance(cond, (LT, LE)) else (cond.b, cond.a)
+    atoms = AtomTable()
+    diff = lin_sub(linear_atoms(small, atoms), linear_atoms(big, atoms))
+    if any(k is not None and k not in inner and uses_var(k, in_vars(inner)) for k in diff):
+        return None  # an inner loop inside a non-linear term
+    lowest, _ = lin_bounds(diff, inner)
+    lhs = _side({k: v for k, v in lowest.items() if k is not None and v > 0}, small.dtype)
+    rhs = _side({k: -v for k, v in lowest.items() if k is None or v < 0}, small.dtype)
+    return lhs < rhs if isinstance(cond, (LT, GT)) else lhs <= rhs
+
+
+def _side(lin: dict, dtype: str) -> PrimExpr:
+    """One side of a projected comparison, in the comparison's integer type."""
+    if all(k is None for k in lin):
+        return IntImm(lin.get(None, 0), dtype)
+    return to_expr(lin)
 
 
 def _through_outer_axes(terms: list, outer_loops: list[For], outer_ivs: list[IterVar], outer_vals: list,

@@ -9,7 +9,7 @@ from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, 
 from ..ir.arith.linear import AtomTable, const_of, lin_bounds, lin_sub, linear, to_expr
 from .errors import ComputeLocationError, DependenceError, InlineError, RegionCoverError
 from .legality import (ReplaceLoads, allocating_block, box_fits, buffer_users, is_reduction, loops_between,
-                       refresh_regions, region_under_loops, relax_map, written_box)
+                       refresh_regions, region_under_loops, relax_map, relaxed_thread_loops, written_box)
 from .loops import loop_names
 from .lookup import consumers_of, producers_of
 from .state import Outcome
@@ -295,24 +295,34 @@ def _rows_of_split(iv, by: dict, buf_dims) -> dict:
     return {}
 
 
-def _needed_region(idx, cons: list[str], f: For, buf, atoms: AtomTable) -> list | None:
-    """Per dim of ``buf``, the linear bounds its consumers inside loop ``f`` read per iteration (None: no read);
+def _outer_loops(anc: tuple, f: For) -> list[For]:
+    """Loop ``f`` and the loops around it."""
+    return [a for a in anc if isinstance(a, For)] + [f]
+
+
+def _needed_region(idx, cons: list[str], f: For, buf, atoms: AtomTable, shared_over: list[For]) -> list | None:
+    """Per dim of ``buf``, the linear bounds its consumers inside loop ``f`` read per iteration (None: no read),
+    also over the thread-bound loops ``shared_over`` (at or around ``f``) that share ``buf``;
     the opaque terms of fused loops (``f // 8``) are keys of ``atoms``."""
     from .legality import union
 
     region = None
     for c in cons:
         c_real, c_anc = idx.blocks[c]
-        dims = region_under_loops(c_real, c_real.block.reads, buf, loops_between(c_anc, f), atoms)
+        loops = loops_between(c_anc, f) + shared_over
+        dims = region_under_loops(c_real, c_real.block.reads, buf, loops, atoms)
         if dims is None:
             continue
         region = dims if region is None else union(region, dims)
     return region
 
 
-def _needed_iter_dims(idx, realize: BlockRealize, cons: list[str], f: For) -> dict:
+def _needed_iter_dims(idx, realize: BlockRealize, cons: list[str], f: For, l_anc: tuple) -> dict:
     """The range of each iteration variable that computes what the consumers in ``f`` read, over
-    every buffer the block writes (a variable missing from the result keeps its whole domain)."""
+    every buffer the block writes (a variable missing from the result keeps its whole domain).
+
+    A buffer shared by the threads of a thread-bound loop at or around ``f`` (``shared`` scope
+    under ``threadIdx``) covers what all of them read: see ``legality.shared_by_threads``."""
     from .legality import union
 
     blk = realize.block
@@ -321,7 +331,7 @@ def _needed_iter_dims(idx, realize: BlockRealize, cons: list[str], f: For) -> di
     atoms = AtomTable()
     bufs = list({id(w.buffer): w.buffer for w in blk.writes}.values())
     for buf in bufs:
-        region = _needed_region(idx, cons, f, buf, atoms)
+        region = _needed_region(idx, cons, f, buf, atoms, relaxed_thread_loops(_outer_loops(l_anc, f), buf.scope))
         if region is None:
             if [r for r in buffer_users(idx, buf)[1] if r != blk.name]:
                 return {}       # read elsewhere: computed whole
@@ -392,6 +402,11 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     between, unless their regions are provably disjoint (as the two halves of a concatenation).
     A ``loop`` handle from ``sample_compute_location`` that names the root leaves the block
     where it is, as in TVM.
+
+    Under thread-bound loops the block covers what every thread sharing its buffer reads, by
+    the buffer's storage scope (as in TVM): ``shared`` relaxes the ``threadIdx`` and ``vthread``
+    loops at and around ``loop`` (a block's threads fetch its tile together) and keeps
+    ``blockIdx`` fixed; ``warp`` relaxes ``threadIdx.x``; ``local`` and ``global`` relax none.
     """
     if sch.is_root_mark(loop):
         sch.block_of(block, "the first argument of compute_at")
@@ -419,7 +434,7 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     _check_not_output(sch, idx, realize, cons, ln, f)
     _check_no_shared_writes(idx, name, cons, "compute", ln, f, l_anc)
     _check_crossed_blocks(idx, scope, name, f, cons, "compute", ln, moving_later=True)
-    iv_dims = _needed_iter_dims(idx, realize, cons, f)
+    iv_dims = _needed_iter_dims(idx, realize, cons, f, l_anc)
     _check_bounded_where_shared(idx, realize, cons, iv_dims, ln, f)
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
     new_loop = _insert(f, nest, idx, cons, before=True)
@@ -628,9 +643,10 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
                     wb.writes(C[v_i, v_j])
                     C[v_i, v_j] = B[v_i, v_j] + 1.0
 
-    The block may write several buffers. Refused: a block that reads more of a buffer than its
-    producers inside the loop write (those iterations would never run), and a block crossing
-    another access to the same elements (see ``compute_at``).
+    The block may write several buffers. Under thread-bound loops it consumes what all the
+    threads sharing the buffer wrote, by its storage scope (see ``compute_at``). Refused: a block
+    that reads more of a buffer than its producers inside the loop write (those iterations would
+    never run), and a block crossing another access to the same elements (see ``compute_at``).
     """
     if sch.is_root_mark(loop):
         sch.block_of(block, "the first argument of reverse_compute_at")
@@ -661,7 +677,7 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
     atoms = AtomTable()
     for p in prods:
         _check_reduction_finished(idx, p, name, f, l_anc)
-        for v, rng in _produced_iter_dims(idx, realize, p, f, atoms).items():
+        for v, rng in _produced_iter_dims(idx, realize, p, f, l_anc, atoms).items():
             if v in iv_dims and (lin_sub(iv_dims[v][0], rng[0]) or lin_sub(iv_dims[v][1], rng[1])):
                 raise RegionCoverError(
                     f"cannot reverse-compute block {name} at loop {ln}: its producers write different parts of what "
@@ -690,9 +706,10 @@ def _check_reduction_finished(idx, p: str, name: str, f: For, l_anc: tuple) -> N
                     f"finished its reduction there ({where})", node=f)
 
 
-def _produced_iter_dims(idx, realize: BlockRealize, p: str, f: For, atoms: AtomTable) -> dict:
-    """Ranges of the consumer's iteration variables whose inputs producer ``p`` writes per iteration of ``f``
-    (the opaque terms of fused loops, ``f // 8``, are keys of ``atoms``)."""
+def _produced_iter_dims(idx, realize: BlockRealize, p: str, f: For, l_anc: tuple, atoms: AtomTable) -> dict:
+    """Ranges of the consumer's iteration variables whose inputs producer ``p`` writes per iteration of ``f``,
+    by all the threads that share the buffer (see ``_needed_iter_dims``); the opaque terms of fused loops,
+    ``f // 8``, are keys of ``atoms``."""
     name, ln = realize.block.name, f.loop_var.name
     blk = realize.block
     p_real, p_anc = idx.blocks[p]
@@ -701,7 +718,8 @@ def _produced_iter_dims(idx, realize: BlockRealize, p: str, f: For, atoms: AtomT
     for w in p_real.block.writes:
         if not any(r.buffer is w.buffer for r in blk.reads):
             continue
-        dims = region_under_loops(p_real, p_real.block.writes, w.buffer, loops, atoms)
+        shared_over = relaxed_thread_loops(_outer_loops(l_anc, f), w.buffer.scope)
+        dims = region_under_loops(p_real, p_real.block.writes, w.buffer, loops + shared_over, atoms)
         _check_reads_matchable(realize, w.buffer, dims, name, ln, f)
         _check_reads_covered(realize, p_real.block, w.buffer, name, ln, f)
         got = _iter_dims_from(realize, blk.reads, w.buffer, dims)

@@ -6,7 +6,7 @@ from typing import Iterable
 from ..ir.expr import BufferLoad, IntImm, PrimExpr, Range, Var, as_int
 from ..ir.functor import Mutator, collect_vars, post_order_visit, substitute, uses_var
 from ..ir.buffer import Buffer
-from ..ir.stmt import Block, BlockRealize, For, IfThenElse, IterType
+from ..ir.stmt import Block, BlockRealize, For, ForKind, IfThenElse, IterType
 from ..ir.arith import Analyzer
 from ..ir.arith.bound import const_bounds
 from ..ir.arith.linear import AtomTable, const_of, lin_bounds, lin_sub, linear, linear_atoms
@@ -241,6 +241,73 @@ def region_under_loops(realize: BlockRealize, regions, buf, loops: list[For], at
         return any(k is not None and uses_var(k, lambda v: v in symbolic) for k in lin)
 
     return [None if d is None or uses(d[0]) or uses(d[1]) else d for d in dims]
+
+
+def _thread_rank(tag: str) -> int:
+    """0 for ``blockIdx.*``; 1 for ``threadIdx.*`` and ``vthread.*`` (a virtual thread is one thread's work)."""
+    return 0 if tag.startswith("blockIdx") else 1
+
+
+def _storage_rank(scope: str) -> int:
+    """How private a storage scope is: 0 global, 1 shared (one block), 2 warp, 3 and more per thread."""
+    return {"global": 0, "shared": 1, "shared.dyn": 1, "warp": 2}.get(scope, 3)
+
+
+def shared_by_threads(loop: For, scope: str) -> bool:
+    """True when one buffer of storage ``scope`` serves every iteration of the thread-bound ``loop``, so a
+    producer computed under it must cover what all of them need (TVM's ``CanRelaxStorageUnderThread``).
+
+    ``shared``: the ``threadIdx.*`` and ``vthread.*`` loops of one block; ``warp``: ``threadIdx.x``;
+    ``local``: none (one thread's own). ``global`` relaxes none either, as in TVM: each thread computes
+    what it reads itself, which is correct without synchronisation (relaxing ``blockIdx`` would make
+    every block compute the whole buffer).
+    """
+    if loop.kind != ForKind.THREAD_BINDING:
+        return False
+    rank = _storage_rank(scope)
+    if rank == 0:
+        return False
+    if rank == 2:
+        return loop.thread == "threadIdx.x"
+    return rank <= _thread_rank(loop.thread)
+
+
+def relaxed_thread_loops(above: Iterable[For], scope: str) -> list[For]:
+    """The loops of ``above`` (the compute-at loop and those around it) over which a buffer of
+    ``scope`` is shared: see :func:`shared_by_threads`."""
+    return [lp for lp in above if shared_by_threads(lp, scope)]
+
+
+def check_thread_extents(loop: For, anc: tuple, tag: str) -> None:
+    """Binding ``loop`` to ``tag`` must give one launch size: the loop's extent may not change from one
+    iteration of the loops around it to the next (each block launches the same threads), and every loop
+    bound to ``tag`` in the same kernel (below its outermost thread-bound loop) must have the same extent."""
+    from .errors import ScheduleArgumentError
+
+    around = [a for a in anc if isinstance(a, For) and a is not loop]
+    varying = [a.loop_var.name for a in around if uses_var(loop.extent, a.loop_var)]
+    if varying:
+        raise ScheduleArgumentError(
+            f"cannot bind loop {loop.loop_var.name} to {tag}: its extent `{loop.extent}` changes with loop "
+            f"{varying[0]}, but a kernel launches the same number of threads for every block", node=loop)
+    bound = [a for a in around if a.kind == ForKind.THREAD_BINDING]
+    kernel = bound[0] if bound else loop
+    an = Analyzer()
+    for other in _loops_bound_to(kernel, tag):
+        if other is loop or an.can_prove_equal(other.extent, loop.extent):
+            continue
+        raise ScheduleArgumentError(
+            f"cannot bind loop {loop.loop_var.name} (extent {loop.extent}) to {tag}: loop {other.loop_var.name} "
+            f"in the same kernel is bound to {tag} with extent {other.extent}, and a kernel has one size per "
+            "thread axis", node=loop,
+            detail="Split the loops so that every loop bound to one thread axis has the same extent.")
+
+
+def _loops_bound_to(kernel: For, tag: str) -> list[For]:
+    found: list[For] = []
+    post_order_visit(kernel, lambda n: found.append(n) if isinstance(n, For) and n.kind == ForKind.THREAD_BINDING
+                     and n.thread == tag else None)
+    return found
 
 
 def loops_between(anc: tuple, top: For | None) -> list[For]:

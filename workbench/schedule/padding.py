@@ -14,14 +14,16 @@ import numbers
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..ir.arith import Analyzer
+from ..ir.arith import Analyzer, detect_iter_map
+from ..ir.arith.region import bounds_from_condition
 from ..ir.buffer import Buffer
 from ..ir.dtype import is_integer, max_value
 from ..ir.expr import (EQ, GE, GT, LE, LT, Add, BufferLoad, Call, Cast, Div, FloatImm, FloorDiv, FloorMod,
-                       IntImm, Mod, Mul, PrimExpr, Range, Sub, Var, as_int, if_then_else, logical_and)
+                       IntImm, Max, Min, Mod, Mul, PrimExpr, Range, Sub, Var, as_int, if_then_else, logical_and)
 from ..ir.functor import Mutator, post_order_visit, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, IterVar, SeqStmt, seq
-from .errors import DependenceError, ScheduleArgumentError, NotEinsumError, NotPaddingError, LoopPositionError
+from .errors import (DependenceError, LoopPositionError, NonAffineBindingError, NotEinsumError, NotPaddingError,
+                     ScheduleArgumentError)
 from .legality import buffer_users, refresh_regions
 from .loops import loop_names
 from .primitive import primitive
@@ -193,29 +195,94 @@ def _copy_nest(name: str, box, make_body, taken_loops: set) -> For:
     return nest
 
 
-def _read_copy(src: Buffer, dst: Buffer, indices, padded: dict, iter_dom: dict, name: str, taken_loops: set,
+def _read_copy(src: Buffer, dst: Buffer, indices, read_box: dict, valid_end: dict, name: str, taken_loops: set,
                an: Analyzer) -> For:
-    """``dst[v] = if_then_else(v < valid extent, src[v], 0)`` over all of ``dst``."""
+    """``dst[v] = if_then_else(v < valid end, src[v], 0)`` over exactly the box of ``dst`` the padded block reads."""
     def body(v):
         conds = []
         for d, (i, dim) in enumerate(zip(indices, src.shape)):
-            if not (isinstance(i, Var) and i in padded):
+            if not (isinstance(i, Var) and id(i) in valid_end):
                 continue
-            extent = iter_dom[id(i)]
-            conds.append(v[d] < extent)
-            if not an.can_prove(dim >= extent):
+            end = valid_end[id(i)]
+            conds.append(v[d] < end)
+            if not an.can_prove(dim >= end):
                 conds.append(v[d] < dim)
         zero = FloatImm(0.0, src.dtype) if not is_integer(src.dtype) else IntImm(0, src.dtype)
-        return BufferStore(dst, if_then_else(logical_and(*conds), BufferLoad(src, v), zero), v)
+        cond = logical_and(*conds) if conds else None
+        return BufferStore(dst, BufferLoad(src, v) if cond is None else if_then_else(cond, BufferLoad(src, v), zero), v)
 
-    return _copy_nest(name, [(IntImm(0, d.dtype), d) for d in dst.shape], body, taken_loops)
+    return _copy_nest(name, _index_box(indices, read_box), body, taken_loops)
 
 
-def _write_back(src: Buffer, dst: Buffer, indices, iter_dom: dict, name: str, taken_loops: set) -> For:
+def _write_back(src: Buffer, dst: Buffer, indices, write_box: dict, name: str, taken_loops: set) -> For:
     """``dst[v] = src[v]`` over exactly the box of ``dst`` that the block writes."""
-    box = [(IntImm(0, i.dtype), iter_dom[id(i)]) if isinstance(i, Var) else (i, IntImm(1, i.dtype))
-           for i in indices]
-    return _copy_nest(name, box, lambda v: BufferStore(dst, BufferLoad(src, v), v), taken_loops)
+    return _copy_nest(name, _index_box(indices, write_box), lambda v: BufferStore(dst, BufferLoad(src, v), v),
+                      taken_loops)
+
+
+def _index_box(indices, box: dict) -> list:
+    """``(start, extent)`` per index: the iteration variable's box, or the one element of a constant index."""
+    return [box[id(i)] if isinstance(i, Var) else (i, IntImm(1, i.dtype)) for i in indices]
+
+
+def _iteration_box(idx: Index, realize: BlockRealize) -> dict:
+    """``{id(iteration variable): (start, extent)}``: exactly the values the block's loops and predicate give each
+    variable (which may be less than its domain, as in one part of a partitioned loop). Refused when that set is
+    not a box, since the copies could then not cover exactly what the block reads and writes."""
+    blk = realize.block
+    loops = idx.loops_of(blk.name)
+    an = Analyzer()
+    for lp in loops:
+        an.bind(lp.loop_var, Range(lp.min, lp.extent))
+
+    def refuse(why: str):
+        raise NonAffineBindingError(f"cannot pad_einsum block {blk.name}: {why}, so the part of its buffers it "
+                                    "touches is not a box the padded copies could cover exactly", node=realize)
+
+    found = detect_iter_map(list(realize.iter_values), {lp.loop_var: Range(lp.min, lp.extent) for lp in loops})
+    if found is None:
+        refuse("its bindings are not an affine map of its loops")
+    box = []
+    for iv, val, term in zip(blk.iter_vars, realize.iter_values, found.indices):
+        dt = iv.var.dtype
+        if not term.args:
+            box.append([term.base, term.base + IntImm(1, dt)])
+            continue
+        split = term.args[0]
+        if split.scale != 1:
+            refuse(f"its iteration variable {iv.var.name} = {val} steps by {split.scale}")
+        box.append([term.base, an.simplify(term.base + _as_expr(split.extent, dt))])
+    for lp in loops:
+        if not any(uses_var(v, lp.loop_var) for v in realize.iter_values) and not an.can_prove(lp.extent >= 1):
+            refuse(f"its loop {lp.loop_var.name} feeds no iteration variable and may run no iteration")
+    for term in conjuncts(realize.predicate):
+        if not _narrow_by(box, term, realize.iter_values, loops, an):
+            refuse(f"its predicate term `{term}` does not bound one of its iteration variables by a loop-free value")
+    return {id(iv.var): (lo, an.simplify(hi - lo)) for iv, (lo, hi) in zip(blk.iter_vars, box)}
+
+
+def _as_expr(x, dtype: str) -> PrimExpr:
+    return IntImm(x, dtype) if isinstance(x, int) else x
+
+
+def _narrow_by(box: list, term: PrimExpr, values, loops: list[For], an: Analyzer) -> bool:
+    """Narrow ``box`` (``[lo, hi)`` per binding) by the predicate ``term`` when it bounds one binding by a
+    loop-free value; False when it does not."""
+    used = False
+    for e, kind, c in bounds_from_condition(term):
+        if any(uses_var(c, lp.loop_var) for lp in loops):
+            continue
+        k = next((k for k, v in enumerate(values) if v.dtype == e.dtype and an.can_prove_equal(e, v)), None)
+        if k is None:
+            continue
+        used = True
+        lo, hi = box[k]
+        if kind == "le":
+            end = an.simplify(c + IntImm(1, c.dtype))
+            box[k][1] = hi if an.can_prove(hi <= end) else end if an.can_prove(end <= hi) else an.simplify(Min(hi, end))
+        else:
+            box[k][0] = lo if an.can_prove(c <= lo) else c if an.can_prove(lo <= c) else an.simplify(Max(lo, c))
+    return used
 
 
 def _top_stmt(anc: tuple, scope: BlockRealize, node):
@@ -268,6 +335,19 @@ def _extend_loops(idx: Index, realize: BlockRealize, anc: tuple, padded: dict, a
     return out
 
 
+def _padded_box(idx: Index, realize: BlockRealize, box: dict, extended: dict, padded: dict) -> tuple[dict, dict]:
+    """``(box the padded block iterates, {id(var): end of its real values})``: a variable whose loop grows runs
+    over ``[0, padded extent)``, of which only ``[0, old end)`` holds data; the others keep their box."""
+    grown = {lp.loop_var for lp in idx.loops_of(realize.block.name) if id(lp) in extended}
+    out, valid_end = dict(box), {}
+    for iv, val in zip(realize.block.iter_vars, realize.iter_values):
+        if isinstance(val, Var) and val in grown:
+            start, extent = box[id(iv.var)]
+            out[id(iv.var)] = (start, padded[iv.var])
+            valid_end[id(iv.var)] = extent
+    return out, valid_end
+
+
 def _rewrite_nest(stmt, realize: BlockRealize, new_realize: BlockRealize, extents: dict):
     """``stmt`` with ``realize`` replaced and the loops named in ``extents`` (by id) given their new extents."""
     if stmt is realize:
@@ -288,8 +368,10 @@ def pad_einsum(sch, block, padding: Sequence[int]) -> Outcome:
 
     Each input indexed by a padded variable is copied into a zero-padded buffer ``<name>_pad``
     (a block before the computation), the block computes into a padded output and a block
-    after it copies the valid part back. Loops bound to a padded variable alone grow to the
-    padded extent. The block must be einsum-like: one store, and every buffer indexed by
+    after it copies the valid part back. The copies cover exactly the box of each buffer the
+    block touches (less than the buffer when the block is one part of a partitioned loop);
+    a block whose bindings or predicate do not touch a box is refused. Loops bound to a
+    padded variable alone grow to the padded extent. The block must be einsum-like: one store, and every buffer indexed by
     plain iteration variables or constants; padding a reduce axis needs a sum whose folded
     value is 0 where an input is 0 (``A * B``), so that the padded iterations add nothing.
 
@@ -359,26 +441,28 @@ def pad_einsum(sch, block, padding: Sequence[int]) -> Outcome:
     out_buf = ein.store.buffer
     out_pad = _padded_buffer(out_buf, ein.store.indices, padded, taken)
     _check_neighbours(idx, realize, anc, list(new_inputs), out_buf if out_pad is not None else None)
-    iter_dom = {id(iv.var): iv.dom.extent for iv in blk.iter_vars}
+    write_box = _iteration_box(idx, realize)
+    extended = _extend_loops(idx, realize, anc, padded, an)
+    read_box, valid_end = _padded_box(idx, realize, write_box, extended, padded)
     taken_loops = loop_names(sch.func)
     block_names = set(idx.blocks)
     before = []
     for buf, pbuf in new_inputs.items():
         name = fresh_name(pbuf.name, block_names)
         block_names.add(name)
-        before.append(_read_copy(buf, pbuf, ein.inputs[buf], padded, iter_dom, name, taken_loops, an))
+        before.append(_read_copy(buf, pbuf, ein.inputs[buf], read_box, valid_end, name, taken_loops, an))
     after = []
     buffer_map = dict(new_inputs)
     if out_pad is not None:
         buffer_map[out_buf] = out_pad
         name = fresh_name(out_pad.name, block_names)
-        after.append(_write_back(out_pad, out_buf, ein.store.indices, iter_dom, name, taken_loops))
+        after.append(_write_back(out_pad, out_buf, ein.store.indices, write_box, name, taken_loops))
     new_ivs = tuple(iv.replace(dom=Range(iv.dom.min, padded[iv.var])) if iv.var in padded else iv
                     for iv in blk.iter_vars)
     new_blk = substitute(blk, {}, buffer_map).replace(iter_vars=new_ivs)
     scope = idx.scope_of(anc)
     top = _top_stmt(anc, scope, realize)
-    new_top = _rewrite_nest(top, realize, realize.replace(block=new_blk), _extend_loops(idx, realize, anc, padded, an))
+    new_top = _rewrite_nest(top, realize, realize.replace(block=new_blk), extended)
     items = list(scope.block.body.seq) if isinstance(scope.block.body, SeqStmt) else [scope.block.body]
     pos = next(k for k, s in enumerate(items) if s is top)
     items[pos:pos + 1] = before + [new_top] + after

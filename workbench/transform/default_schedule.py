@@ -262,9 +262,16 @@ def _is_matmul(sch: Schedule, name: str) -> bool:
     return len(inputs) >= 2 and kinds is not None and kinds.count("S") >= 2
 
 
+#: calls as cheap as arithmetic (bit manipulation of packed weights): they do not keep a block from inlining
+CHEAP_CALLS = frozenset({"reinterpret", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left",
+                         "shift_right"})
+
+
 def _has_call(blk) -> bool:
+    """Whether the block calls an expensive intrinsic (``exp``, ``sigmoid``; bit operations do not count)."""
     found = []
-    post_order_visit(blk.body, lambda n: found.append(n) if isinstance(n, Call) else None)
+    post_order_visit(blk.body, lambda n: found.append(n)
+                     if isinstance(n, Call) and n.op not in CHEAP_CALLS else None)
     return bool(found)
 
 

@@ -15,6 +15,10 @@ partitioner does:
 * phases 0 and 1: an ``elementwise``/``broadcast`` binding joins its post-dominator when that is
   injective or a reduction (``add -> layer_norm``) and the paths are injective;
 * phase 1: an ``injective`` binding joins its post-dominator through injective paths;
+* phase 0, a *weight prologue*: an ``injective`` (or simpler) binding that reads only the function's
+  parameters and constants and whose one consumer is an ``out_ewise_fusible`` binding joins that
+  consumer (``decode_q4(packed) -> linear``: the weights are decoded inside the matmul's kernel, as
+  MLC-LLM's ``FuseDequantizeMatmulEwise``; TVM's partitioner would keep them apart);
 * ``reduction`` bindings end groups, they do not start them.
 
 The groups are recorded on the function (``attrs["fusion_groups"]``: ``{group name: (binding
@@ -131,6 +135,7 @@ class _Node:
     pattern: str
     extern: bool = False
     outputs: list = field(default_factory=list)   # (consumer index, edge pattern)
+    reads_block: bool = False                      # reads a value bound in the block
 
 
 class _Graph:
@@ -147,6 +152,7 @@ class _Graph:
                 j = producer.get(id(v))
                 if j is not None:
                     self.nodes[j].outputs.append((k, _edge_pattern(v, b, node.pattern)))
+                    node.reads_block = True
 
 
 def _binding_pattern(b, patterns: dict) -> str:
@@ -260,7 +266,9 @@ class _Partitioner:
         if self.fused_size(k, sink) > self.max_depth:
             return
         dom_pattern = self.dom.pattern[k]
-        if pattern == "out_ewise_fusible":
+        if phase == 0 and self.is_weight_prologue(k, sink):
+            self.commit(k, sink)
+        elif pattern == "out_ewise_fusible":
             if phase == 0 and dom_pattern == "elementwise" and \
                     self.check_path(k, sink, lambda p, is_sink: _le(p, "broadcast")):
                 self.commit(k, sink)
@@ -273,6 +281,13 @@ class _Partitioner:
         elif pattern == "injective":
             if phase == 1 and self.check_path(k, sink, lambda p, is_sink: _le(p, "injective")):
                 self.commit(k, sink)
+
+    def is_weight_prologue(self, k: int, sink: int) -> bool:
+        """``k`` alone, injective, reading only parameters/constants, with the anchor ``sink`` its one consumer."""
+        node = self.graph.nodes[k]
+        return self.root(k) == k and self.size[k] == 1 and _le(node.pattern, "injective") and \
+            not node.reads_block and len({c for c, _ in node.outputs}) == 1 and node.outputs[0][0] == sink and \
+            self.graph.nodes[sink].pattern == "out_ewise_fusible"
 
     def on_paths(self, src: int, sink: int) -> list[int]:
         """The nodes on the paths from ``src`` (excluded) to ``sink`` (included)."""

@@ -1,6 +1,6 @@
-"""Widgets and renderings: loop nest, schedule steps and diff, block graph, script.
+"""Widgets and renderings: loop nest, schedule steps and diff, block graph, script, model graph.
 
-A ``PrimFunc``, ``IRModule`` or ``Schedule`` that ends a notebook cell displays
+A ``PrimFunc``, ``IRModule``, ``Schedule`` or loaded model that ends a notebook cell displays
 itself through ``mimebundle(obj)``: an interactive widget (anywidget) when running
 in a kernel, a static HTML view for exported notebooks, and the script as text.
 
@@ -42,6 +42,10 @@ def _plain_text(obj: Any) -> str:
     try:
         from ..ir.function import IRModule, PrimFunc
 
+        from .graph_view import is_model
+
+        if is_model(obj):
+            return f"{obj!r}\n{script_of(obj.mod)}"
         if isinstance(obj, (PrimFunc, IRModule)):
             return script_of(obj)
         return repr(obj)
@@ -142,7 +146,61 @@ def block_graph(func: Any, widget: bool | None = None):
     return BlockGraphSVG(to_svg(data), data)
 
 
+def graph(obj: Any, func_name: str | None = None, widget: bool | None = None):
+    """The graph of a model: ``obj`` an IRModule with a graph function, or a loaded ``wb.frontend`` model.
+
+    Ops and tensors with their shapes, fused groups as clusters, repeated layers collapsed (click one to
+    draw it in full); a click on a ``call_tir`` node opens its kernel's loop nest and script. In a kernel
+    (or with ``widget=True``) a ``GraphWidget``, otherwise a ``GraphView`` (static HTML and SVG).
+
+    >>> wb.viz.graph(model)                                 # doctest: +SKIP
+    """
+    from .graph_view import panes_for
+
+    panes, title = panes_for(obj, func_name)
+    return _graph_display(panes, title, widget)
+
+
+def graph_diff(before: Any, after: Any, func_name: str | None = None, title: str | None = None,
+               widget: bool | None = None):
+    """Two graphs side by side, with the kernel launches (per layer too) before and after: what a pass did.
+
+    ``.before`` and ``.after`` are the modules.
+
+    >>> wb.viz.graph_diff(legal, wb.transform.FuseTIR()(fused))   # doctest: +SKIP
+    """
+    from .graph_view import diff_panes
+
+    return _graph_display(*diff_panes(before, after, func_name, title), widget)
+
+
+def show_pass(pass_: Any, mod: Any, func_name: str | None = None, widget: bool | None = None):
+    """Apply ``pass_`` (any ``IRModule -> IRModule`` callable) to ``mod`` and show the graphs before and after;
+    the result is the view's ``.after``.
+
+    >>> view = wb.viz.show_pass(wb.transform.FuseOps(), legal)   # doctest: +SKIP
+    >>> fused = view.after                                        # doctest: +SKIP
+    """
+    name = getattr(pass_, "__name__", type(pass_).__name__)
+    return graph_diff(mod, pass_(mod), func_name, title=name, widget=widget)
+
+
+def _graph_display(panes: list, title: str, widget: bool | None):
+    from .graph_view import GraphView
+
+    if widget is None:
+        widget = in_kernel()
+    if widget:
+        try:
+            from .widgets import GraphWidget
+        except ImportError:  # anywidget missing: the static view
+            return GraphView(panes, title)
+        return GraphWidget(panes, title)
+    return GraphView(panes, title)
+
+
 __all__ = [
+    "graph", "graph_diff", "show_pass",
     "mimebundle", "show", "schedule_view", "block_graph", "in_kernel", "loop_tree", "LoopTree",
     "program_diff", "ProgramDiff", "block_graph_data", "module_graph_data", "to_svg", "highlight_lines",
     "program_payload", "ScheduleData", "WIDGET_MIME",

@@ -3,8 +3,9 @@
 anywidget loads ``ESM`` as the widget's ``_esm`` and ``CSS`` as its ``_css``; there
 is no npm build step. The module renders by the widget's ``kind`` trait:
 ``program`` (loop nest + script + block graph), ``schedule`` (steps, program after
-the chosen step, diff, error) and ``module`` (functions, their graph, the loop nest
-of the chosen one).
+the chosen step, diff, error), ``module`` (functions, their graph, the loop nest
+of the chosen one) and ``graph`` (a model's graph, or a before/after pair, and the
+loop nest of the clicked kernel).
 
 The loop-nest panel keeps big programs responsive: tree levels below
 ``expand_depth`` are built only when opened, long child lists and the script are
@@ -558,6 +559,108 @@ function moduleView(model, root) {
   model.on("change:selected", () => nest.select(model.get("selected")));
 }
 
+// ---------------------------------------------------------------- graph view (a model's graph function)
+function graphView(model, root) {
+  const colors = model.get("colors");
+  const head = el("div", "wb-head");
+  head.append(el("div", "wb-title", model.get("title")));
+  const bar = el("div", "wb-gbar");
+  const expandAll = el("button", "wb-btn wb-expand-all", "expand all layers");
+  const collapseAll = el("button", "wb-btn wb-collapse-all", "collapse layers");
+  bar.append(expandAll, collapseAll);
+  head.append(bar);
+  root.append(head);
+  const panes = el("div", "wb-gpanes");
+  const detail = el("div", "wb-gdetail");
+  const loops = el("div", "wb-loops wb-gkernel");
+  root.append(panes, detail, loops);
+  loops.append(legend(model.get("legend")));
+  const nest = new LoopNest(loops, {colors, onSelect: () => {}});
+  const setExpanded = (list) => { model.set("expanded", list); model.save_changes(); };
+  const layersOf = () => {
+    const all = new Set();
+    for (const g of model.get("graphs")) for (const k of g.layers || []) all.add(k);
+    return [...all].sort((a, b) => a - b);
+  };
+  expandAll.addEventListener("click", () => setExpanded(layersOf()));
+  collapseAll.addEventListener("click", () => setExpanded([]));
+  const markSelected = () => {
+    const sel = model.get("selected") || "";
+    for (const e of panes.querySelectorAll(".wb-gsel")) e.classList.remove("wb-gsel");
+    const cut = sel.indexOf("/");
+    if (cut < 0) return;
+    const pane = panes.querySelectorAll(".wb-gpane")[parseInt(sel.slice(0, cut), 10)];
+    const node = pane && pane.querySelector("#wbg-" + CSS.escape(sel.slice(cut + 1)));
+    if (node) node.classList.add("wb-gsel");
+  };
+  const draw = () => {
+    panes.replaceChildren();
+    const graphs = model.get("graphs");
+    panes.classList.toggle("wb-gpanes-2", graphs.length > 1);
+    graphs.forEach((g, k) => {
+      const pane = el("div", "wb-gpane");
+      pane.dataset.pane = String(k);
+      pane.append(el("div", "wb-subtitle", g.title), el("div", "wb-dim wb-graph-summary", g.summary));
+      const holder = el("div", "wb-graph wb-graphbox");
+      holder.innerHTML = g.svg;
+      for (const node of holder.querySelectorAll("g.node")) {
+        const id = (node.id || "").replace(/^wbg-/, "");
+        if (!node.id.startsWith("wbg-")) continue;
+        node.classList.add("wb-clickable");
+        node.addEventListener("click", () => {
+          if (id.startsWith("layer-")) {
+            const n = parseInt(id.slice(6), 10);
+            setExpanded([...new Set([...model.get("expanded"), n])]);
+          } else {
+            model.set("selected", k + "/" + id); model.save_changes();
+          }
+        });
+      }
+      for (const cl of holder.querySelectorAll("g.cluster")) {
+        if (!(cl.id || "").startsWith("wbg-cl-layer-")) continue;
+        const n = parseInt(cl.id.slice(13), 10);
+        const label = cl.querySelector("text");
+        if (!label) continue;
+        label.classList.add("wb-clickable", "wb-glayer-label");
+        label.addEventListener("click", () => setExpanded(model.get("expanded").filter((x) => x !== n)));
+      }
+      pane.append(holder);
+      panes.append(pane);
+    });
+    markSelected();
+  };
+  const showDetail = () => {
+    const d = model.get("detail") || {};
+    detail.replaceChildren();
+    if (!d.id) {
+      detail.append(el("div", "wb-note", "click a node: a kernel call opens its loop nest and script below"));
+      return;
+    }
+    const line = el("div", "wb-gdetail-line");
+    line.append(el("b", "", d.kind === "call_tir" ? "kernel " + d.kernel : d.label),
+                el("span", "wb-dim", "  " + (d.layer_name ? d.layer_name + " \u00b7 " : "") + d.type));
+    detail.append(line, el("code", "wb-gbinding", d.text));
+    if ((d.weights || []).length) {
+      detail.append(el("div", "wb-dim", "weights: " + d.weights.map((w) => w[0] + " " + w[1]).join(", ")));
+    }
+    if ((d.calls || []).length > 1) detail.append(el("div", "wb-dim", "called " + d.calls.length
+        + " times: " + d.calls.join(", ")));
+    if (d.kind === "op") {
+      detail.append(el("div", "wb-note", "a graph op: it gets a kernel when legalized (wb.transform.LegalizeOps())"));
+    }
+  };
+  const load = () => {
+    const p = model.get("program");
+    loops.style.display = p && p.tree ? "" : "none";
+    nest.setProgram(p && p.tree ? p : {tree: null, lines: [], marks: {}});
+  };
+  draw(); showDetail(); load();
+  model.on("change:graphs", draw);
+  model.on("change:selected", markSelected);
+  model.on("change:detail", showDetail);
+  model.on("change:program", load);
+}
+
 function render({ model, el: host }) {
   const root = el("div", "wb-root");
   host.append(root);
@@ -565,6 +668,7 @@ function render({ model, el: host }) {
   try {
     if (kind === "schedule") scheduleView(model, root);
     else if (kind === "module") moduleView(model, root);
+    else if (kind === "graph") graphView(model, root);
     else programView(model, root);
     root.dataset.ready = "1";
   } catch (err) {
@@ -674,8 +778,21 @@ CSS_BASE = r"""
 .wb-diff-row.wb-del { background: var(--wb-del); }
 .wb-diff-skip { color: var(--wb-fg2); font-style: italic; padding-left: 8em; }
 .wb-tag { display: inline-block; width: 1.2em; color: var(--wb-fg2); }
+/* the graph view: one graph or a before/after pair, then the clicked kernel */
+.wb-gbar { display: flex; gap: 4px; }
+.wb-gpanes { display: grid; grid-template-columns: minmax(0, 1fr); gap: 8px; }
+.wb-gpanes.wb-gpanes-2 { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }
+.wb-gpane { min-width: 0; }
+.wb-gpane .wb-graphbox { max-height: 560px; }
+.wb-graph-summary { margin: 0 0 4px; }
+.wb-gsel polygon, .wb-gsel path, .wb-gsel ellipse { stroke: #dc2626; stroke-width: 3; }
+.wb-glayer-label { text-decoration: underline; }
+.wb-gdetail { margin: 6px 0 4px; padding: 4px 6px; border: 1px solid var(--wb-border); border-radius: 4px; }
+.wb-gbinding { display: block; white-space: pre-wrap; word-break: break-all; font-size: 11.5px; margin: 2px 0; }
+.wb-gkernel { margin-top: 4px; }
 /* narrow output areas: one column, the script under the loop nest, the steps above the program */
 @container (max-width: 820px) {
+  .wb-gpanes.wb-gpanes-2 { grid-template-columns: minmax(0, 1fr); }
   .wb-panes { grid-template-columns: minmax(0, 1fr); }
   .wb-sched { flex-direction: column; }
   .wb-side { max-width: none; }

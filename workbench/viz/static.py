@@ -267,7 +267,12 @@ def module_html(mod: IRModule) -> str:
 
 
 def static_html(obj: Any, **kwargs) -> str:
-    """The static HTML view of a PrimFunc, IRModule or schedule."""
+    """The static HTML view of a PrimFunc, IRModule (the graph view when it has a graph function), a
+    loaded ``wb.frontend`` model or a schedule."""
+    from .graph_view import graph_html, is_graph_module, is_model, panes_for
+
+    if is_graph_module(obj) or is_model(obj):
+        return graph_html(*panes_for(obj, **kwargs))
     if isinstance(obj, PrimFunc):
         return program_html(obj, **kwargs)
     if isinstance(obj, IRModule):

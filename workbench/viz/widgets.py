@@ -1,4 +1,4 @@
-"""Interactive widgets (anywidget, no npm build step): loop nest, schedule, module.
+"""Interactive widgets (anywidget, no npm build step): loop nest, schedule, module, model graph.
 
 The browser code is the inline ES module in ``frontend.py``; the state it reads is
 synced traitlets: ``program`` (tree, highlighted lines, marks), ``selected`` (the
@@ -222,6 +222,70 @@ class ModuleWidget(_Base):
             self.program = _wire(program_payload(self.mod[change["new"]]))
 
 
+class GraphWidget(_Base):
+    """A model's graph (or a before/after pair): click a ``call_tir`` node to see its kernel's loop nest
+    and script, click a collapsed layer to draw it in full (its cluster's label collapses it again).
+
+    ``w.selected = "0/b-lv6"`` (pane / node id) selects from Python; ``w.expanded`` lists the layers drawn
+    in full; ``w.open_kernel("fused_linear_gelu")`` selects the kernel's first call.
+    """
+
+    graphs = t.List().tag(sync=True)
+    expanded = t.List().tag(sync=True)
+    detail = t.Dict().tag(sync=True)
+
+    def __init__(self, panes: list, title: str, text: str | None = None):
+        self.panes = panes
+        self.text = text
+        self.models = [g for g, _ in panes]
+        self.before, self.after = self.models[0].mod, self.models[-1].mod
+        expanded = sorted({k for g in self.models for k in g.default_expanded()})
+        super().__init__(kind="graph", title=title, expanded=expanded, program=program_payload_empty(),
+                         graphs=self._graphs(expanded))
+
+    def _graphs(self, expanded: list) -> list:
+        return [{"title": title, "summary": g.summary(), "svg": g.to_svg(expanded), "layers": g.layers}
+                for g, title in self.panes]
+
+    @t.observe("expanded")
+    def _on_expanded(self, change):
+        self.graphs = self._graphs(list(change["new"]))
+
+    @t.observe("selected")
+    def _on_selected(self, change):
+        pane, _, node_id = change["new"].partition("/")
+        g = self.models[int(pane)] if pane.isdigit() and int(pane) < len(self.models) else None
+        if g is None or node_id not in g.by_id:
+            self.detail, self.program = {}, program_payload_empty()
+            return
+        layer = g.by_id[node_id].layer
+        if layer is not None and layer not in self.expanded:
+            self.expanded = sorted(set(self.expanded) | {layer})
+        self.detail = g.detail(node_id)
+        kernel = g.kernel(node_id)
+        self.program = _wire(program_payload(kernel, title=f"kernel {kernel.name}")) if kernel is not None \
+            else program_payload_empty()
+
+    def open_kernel(self, name: str, pane: int = -1) -> None:
+        """Select the first call of kernel ``name`` (in the last pane by default)."""
+        k = pane % len(self.models)
+        calls = [n.id for n in self.models[k].nodes if n.kernel == name]
+        if not calls:
+            raise KeyError(f"no call_tir of a kernel {name!r} in this graph; kernels called: "
+                           f"{', '.join(sorted({n.kernel for n in self.models[k].nodes if n.kernel})) or 'none'}")
+        self.selected = f"{k}/{calls[0]}"
+
+    def _static_html(self) -> str:
+        from .graph_view import graph_html
+
+        return graph_html(self.panes, self.title, list(self.expanded))
+
+    def _plain_text(self) -> str:
+        if self.text is not None:
+            return self.text
+        return "\n".join([self.title] + [f"  {title}: {g.summary()}" for g, title in self.panes])
+
+
 def _wire(payload: dict) -> dict:
     """The payload as sent to the browser: without the plain script text (the HTML lines carry it)."""
     return {k: v for k, v in payload.items() if k != "script"}
@@ -233,9 +297,16 @@ def program_payload_empty() -> dict:
 
 
 def widget_for(obj: Any, **kwargs) -> _Base:
-    """The widget that shows ``obj``: a PrimFunc, an IRModule or a schedule."""
+    """The widget that shows ``obj``: a PrimFunc, an IRModule (the graph view when it has a graph
+    function), a loaded ``wb.frontend`` model or a schedule."""
     if isinstance(obj, PrimFunc):
         return ProgramWidget(obj, **kwargs)
+    from .graph_view import is_graph_module, is_model, panes_for
+
+    if is_graph_module(obj) or is_model(obj):
+        from . import _plain_text
+
+        return GraphWidget(*panes_for(obj, **kwargs), text=_plain_text(obj))
     if isinstance(obj, IRModule):
         return ModuleWidget(obj, **kwargs)
     if hasattr(obj, "history") or hasattr(obj, "trace"):
@@ -243,4 +314,4 @@ def widget_for(obj: Any, **kwargs) -> _Base:
     raise TypeError(f"no widget shows a {type(obj).__name__}; expected a PrimFunc, IRModule or Schedule")
 
 
-__all__ = ["ProgramWidget", "ScheduleWidget", "ModuleWidget", "widget_for"]
+__all__ = ["ProgramWidget", "ScheduleWidget", "ModuleWidget", "GraphWidget", "widget_for"]

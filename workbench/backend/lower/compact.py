@@ -16,6 +16,12 @@ can flow from one iteration to the next); otherwise the allocation stays outside
 For a fused loop ``f`` the rectangle may move through ``f // c`` in one dimension and
 ``f % c`` in another: they are disjoint when each piece strides past its dimension's extent
 and the pieces together tell every value of ``f`` apart (a bijective iterator map).
+A dimension of symbolic extent proves nothing, but the constant ones still may (a register
+tile under a symbolic batch loop). On a GPU each block has its own ``shared`` buffer and
+each thread its own ``local`` one, so such buffers move inside ``blockIdx`` (and, for
+``local``, ``threadIdx``) loops whatever their iterations touch; a ``shared`` buffer covers
+all threads of its block (``threadIdx`` loops are relaxed) and is allocated outside them.
+The ``if`` conditions an access runs under narrow its region (``p * 8 + q < 66``).
 A buffer is shrunk only when the new extents are constants no larger than the old ones,
 and moved inside loops only when it then fits on the stack. Buffers with explicit strides
 or an offset, and buffers with data-dependent indices, are left alone.
@@ -55,18 +61,20 @@ from ...ir import expr as E
 from ...ir.buffer import Buffer
 from ...ir.dtype import bits_of
 from ...ir.function import PrimFunc
-from ...ir.functor import Mutator, Visitor, substitute, uses_var
-from ...ir.stmt import Allocate, Block, BufferStore, For, LetStmt
+from ...ir.functor import Mutator, Visitor, post_order_visit, substitute, uses_var
+from ...ir.stmt import Allocate, Block, BufferStore, For, ForKind, IfThenElse, LetStmt
 from .allocate import STACK_LIMIT
 
 
 class _Accesses(Visitor):
-    """Every access to one buffer, with the chain of loops/lets above it (inside the allocation)."""
+    """Every access to one buffer, with the chain of loops/lets above it (inside the allocation) and the
+    conditions of the ``if``s it sits in (the access runs only where they hold)."""
 
     def __init__(self, buf: Buffer):
         self.buf = buf
         self.chain: list = []
-        self.found: list = []   # (chain tuple, indices)
+        self.conds: list = []
+        self.found: list = []   # (chain tuple, indices, conditions tuple)
         self.opaque = False     # the buffer is re-allocated below: leave it alone
 
     def visit_For(self, s: For):
@@ -82,6 +90,14 @@ class _Accesses(Visitor):
         self.visit(s.body)
         self.chain.pop()
 
+    def visit_IfThenElse(self, s: IfThenElse):
+        self.visit(s.condition)
+        self.conds.append(s.condition)
+        self.visit(s.then_case)
+        self.conds.pop()
+        if s.else_case is not None:
+            self.visit(s.else_case)
+
     def visit_Allocate(self, a: Allocate):
         if a.buffer is self.buf:
             self.opaque = True
@@ -89,12 +105,12 @@ class _Accesses(Visitor):
 
     def visit_BufferLoad(self, e: E.BufferLoad):
         if e.buffer is self.buf:
-            self.found.append((tuple(self.chain), e.indices))
+            self.found.append((tuple(self.chain), e.indices, tuple(self.conds)))
         self.generic_visit(e)
 
     def visit_BufferStore(self, s: BufferStore):
         if s.buffer is self.buf:
-            self.found.append((tuple(self.chain), s.indices))
+            self.found.append((tuple(self.chain), s.indices, tuple(self.conds)))
         self.generic_visit(s)
 
     def visit_Buffer(self, b):  # shapes of other buffers are not accesses
@@ -105,11 +121,12 @@ def _bound_var(n):
     return n.loop_var if isinstance(n, For) else n.var
 
 
-def _region(an: Analyzer, accesses: list, depth: int, ndim: int):
-    """Union over accesses of the rectangle touched below ``depth`` chain nodes: [(lo, hi)] or None."""
+def _region(an: Analyzer, accesses: list, depth: int, ndim: int, relaxed: tuple = ()):
+    """Union over accesses of the rectangle touched below ``depth`` chain nodes (and over the loops
+    ``relaxed``, above ``depth``): [(lo, hi)] or None."""
     out = None
-    for chain, indices in accesses:
-        inner = chain[depth:]
+    for chain, indices, conds in accesses:
+        inner = tuple(relaxed) + chain[depth:]
         dom: dict = {}
         lets: list = []
         for n in inner:
@@ -124,44 +141,105 @@ def _region(an: Analyzer, accesses: list, depth: int, ndim: int):
             lo, hi = _index_bounds(an, idx, dom)
             if lo is None or hi is None:
                 return None
-            bounds.append((lo, hi))
+            bounds.append(_tightened(an, idx, lo, hi, conds, lets, dom))
         if out is None:
             out = bounds
         else:
             out = [(an.simplify(E.Min(l1, l2)), an.simplify(E.Max(h1, h2)))
                    for (l1, h1), (l2, h2) in zip(out, bounds)]
     # the bounds may name only variables bound at or above the allocation point
-    inner_vars = {id(_bound_var(n)) for chain, _ in accesses for n in chain[depth:]}
+    inner_vars = {id(_bound_var(n)) for chain, _, _ in accesses for n in tuple(relaxed) + chain[depth:]}
     for lo, hi in out:
         if uses_var(lo, lambda v: id(v) in inner_vars) or uses_var(hi, lambda v: id(v) in inner_vars):
             return None
     return out
 
 
-def _extents(an: Analyzer, region) -> list | None:
+def _tightened(an: Analyzer, idx, lo, hi, conds: tuple, lets: list, dom: dict) -> tuple:
+    """``(lo, hi)`` narrowed by the conditions the access runs under: ``L < R`` with ``idx = L + d``, where
+    ``d`` and ``R`` use none of the relaxed loops, gives ``idx <= R - 1 + d`` (``L >= R`` a lower bound)."""
+    if isinstance(idx, E.Ramp):
+        return lo, hi
+    inner = set(dom) | {id(let.var) for let in lets}
+
+    def free(e) -> bool:  # no relaxed loop, and nothing read from memory
+        return not uses_var(e, lambda v: id(v) in inner) and not _reads_memory(e)
+
+    for cond in conds:
+        for term in _conjuncts(cond):
+            for left, right, is_upper, strict in _comparisons(term):
+                for let in reversed(lets):
+                    left = substitute(left, {let.var: let.value})
+                    right = substitute(right, {let.var: let.value})
+                d = an.simplify(E.Sub(idx, left))
+                if not (free(d) and free(right)):
+                    continue
+                one = E.IntImm(1 if strict else 0, idx.dtype)
+                if is_upper:
+                    cand = an.simplify(E.Add(E.Sub(right, one), d))
+                    if an.can_prove(E.LT(cand, hi)):
+                        hi = cand
+                else:
+                    cand = an.simplify(E.Add(E.Add(right, one), d))
+                    if an.can_prove(E.GT(cand, lo)):
+                        lo = cand
+    return lo, hi
+
+
+def _reads_memory(e) -> bool:
+    found = []
+    post_order_visit(e, lambda n: found.append(n) if isinstance(n, (E.BufferLoad, E.Call)) else None)
+    return bool(found)
+
+
+def _conjuncts(cond) -> list:
+    if isinstance(cond, E.And):
+        return _conjuncts(cond.a) + _conjuncts(cond.b)
+    return [cond]
+
+
+def _comparisons(term) -> list:
+    """``term`` as ``[(left, right, left_is_bounded_above, strict)]`` (both ways round)."""
+    if isinstance(term, E.LT):
+        return [(term.a, term.b, True, True), (term.b, term.a, False, True)]
+    if isinstance(term, E.LE):
+        return [(term.a, term.b, True, False), (term.b, term.a, False, False)]
+    if isinstance(term, E.GT):
+        return [(term.a, term.b, False, True), (term.b, term.a, True, True)]
+    if isinstance(term, E.GE):
+        return [(term.a, term.b, False, False), (term.b, term.a, True, False)]
+    return []
+
+
+def _dim_extents(an: Analyzer, region) -> list:
+    """The extent of each dimension of ``region``: an ``int``, or None where it is not a positive constant."""
     out = []
     for lo, hi in region:
         ext = an.simplify(E.Add(E.Sub(hi, lo), E.IntImm(1, lo.dtype)))
-        if not isinstance(ext, E.IntImm) or ext.value < 1:
-            return None
-        out.append(ext.value)
+        out.append(ext.value if isinstance(ext, E.IntImm) and ext.value >= 1 else None)
     return out
 
 
+def _extents(an: Analyzer, region) -> list | None:
+    """The constant extents of ``region``, or None when one of them is not a positive constant."""
+    out = _dim_extents(an, region)
+    return None if any(e is None for e in out) else out
+
+
 def _disjoint_over(an: Analyzer, region, loop: For) -> bool:
-    """True when the rectangles of different iterations of ``loop`` never overlap."""
+    """True when the rectangles of different iterations of ``loop`` never overlap: some dimension of
+    constant extent (a symbolic one proves nothing, but does not stop the others) moves past its extent."""
     if isinstance(loop.extent, E.IntImm) and loop.extent.value <= 1:
         return True
-    exts = _extents(an, region)
-    if exts is None:
-        return False
+    exts = _dim_extents(an, region)
     return _strides_past_tile(an, region, exts, loop.loop_var) or _fused_strides_past_tile(an, region, exts, loop)
 
 
 def _strides_past_tile(an: Analyzer, region, exts: list, v) -> bool:
-    """Some dimension's minimum is ``c * v + (terms without v)`` with ``|c| >=`` its extent."""
+    """Some dimension of constant extent has the minimum ``c * v + (terms without v)`` with ``|c| >=``
+    the extent."""
     for (lo, _), ext in zip(region, exts):
-        if not uses_var(lo, v):
+        if ext is None or not uses_var(lo, v):
             continue
         d1 = an.simplify(E.Sub(substitute(lo, {v: v + 1}), lo))
         d2 = an.simplify(E.Sub(substitute(lo, {v: v + 2}), substitute(lo, {v: v + 1})))
@@ -179,6 +257,8 @@ def _fused_strides_past_tile(an: Analyzer, region, exts: list, loop: For) -> boo
     atoms = AtomTable()
     pieces: list = []
     for (lo, _), ext in zip(region, exts):
+        if ext is None:
+            continue
         lin = linear_atoms(lo, atoms)
         of_v = [k for k in lin if k is not None and uses_var(k, v)]
         if len(of_v) != 1 or abs(lin[of_v[0]]) < ext:
@@ -195,7 +275,7 @@ def _fused_strides_past_tile(an: Analyzer, region, exts: list, loop: For) -> boo
 def _common_depth(accesses: list) -> int:
     first = accesses[0][0]
     depth = len(first)
-    for chain, _ in accesses[1:]:
+    for chain, _, _ in accesses[1:]:
         d = 0
         while d < min(depth, len(chain)) and chain[d] is first[d]:
             d += 1
@@ -374,26 +454,72 @@ class _Compact(Mutator):
         acc.visit(body)
         if acc.opaque or not acc.found:
             return None
-        depth = _common_depth(acc.found)
         chain = acc.found[0][0]
-        # never make a buffer fresh per iteration of a loop whose iterations share elements
+        depth = _common_depth(acc.found)
+        shared_threads = _shared_thread_loops(buf, chain[:depth])
+
+        def relaxed_above(d: int) -> tuple:
+            return tuple(t for t in shared_threads if _index_in(chain, t) < d)
+
+        # never make a buffer fresh per iteration of a loop whose iterations share elements (unless each
+        # iteration has its own copy anyway: a GPU block's shared memory, a thread's local memory)
         for m in range(depth - 1, -1, -1):
-            if not isinstance(chain[m], For):
+            if not isinstance(chain[m], For) or _private_per_iteration(buf, chain[m]) \
+                    or any(chain[m] is t for t in shared_threads):
                 continue
-            reg = _region(self.an, acc.found, m + 1, len(buf.shape))
+            reg = _region(self.an, acc.found, m + 1, len(buf.shape), relaxed_above(m + 1))
             if reg is None or not _disjoint_over(self.an, reg, chain[m]):
                 depth = m
         while depth > 0:
-            reg = _region(self.an, acc.found, depth, len(buf.shape))
+            reg = _region(self.an, acc.found, depth, len(buf.shape), relaxed_above(depth))
             exts = _extents(self.an, reg) if reg is not None else None
-            if exts is not None and _fits_stack(buf, exts) and (_smaller(buf, exts) or _same(buf, exts)):
-                return chain[depth - 1], reg, exts
+            if exts is not None and (_is_shared(buf) or _fits_stack(buf, exts)) \
+                    and (_smaller(buf, exts) or _same(buf, exts)):
+                return _placement(chain, depth, shared_threads), reg, exts
             depth -= 1  # try one level up: a bigger region, still next to its uses
         reg = _region(self.an, acc.found, 0, len(buf.shape))
         exts = _extents(self.an, reg) if reg is not None else None
         if exts is not None and _smaller(buf, exts):
             return None, reg, exts  # shrink in place
         return None
+
+
+def _is_shared(buf: Buffer) -> bool:
+    return buf.scope.split(".")[0] == "shared"
+
+
+def _thread_axis(loop: For) -> str | None:
+    """``"blockIdx"`` / ``"threadIdx"`` / ``"vthread"`` for a thread-bound loop, else None."""
+    return loop.thread.split(".")[0] if loop.kind == ForKind.THREAD_BINDING and loop.thread else None
+
+
+def _private_per_iteration(buf: Buffer, loop: For) -> bool:
+    """Each iteration of ``loop`` has its own copy of ``buf`` on a GPU: a ``shared`` buffer per block
+    (``blockIdx``), a ``local`` one per block and thread (``blockIdx``, ``threadIdx``)."""
+    axis = _thread_axis(loop)
+    if axis == "blockIdx":
+        return _is_shared(buf) or buf.scope == "local"
+    return axis == "threadIdx" and buf.scope == "local"
+
+
+def _shared_thread_loops(buf: Buffer, chain: tuple) -> tuple:
+    """The ``threadIdx`` loops of ``chain`` when ``buf`` is ``shared``: all threads of a block use one copy,
+    so its region covers every thread (the loops are relaxed) and its allocation stays outside them."""
+    if not _is_shared(buf):
+        return ()
+    return tuple(n for n in chain if isinstance(n, For) and _thread_axis(n) == "threadIdx")
+
+
+def _index_in(chain: tuple, node) -> int:
+    return next(k for k, n in enumerate(chain) if n is node)
+
+
+def _placement(chain: tuple, depth: int, shared_threads: tuple):
+    """Where the allocation goes for a region taken at ``depth``: the node above it, or above the outermost
+    ``threadIdx`` loop of a ``shared`` buffer (None: where the allocation already is)."""
+    if shared_threads:
+        depth = min(depth, _index_in(chain, shared_threads[0]))
+    return chain[depth - 1] if depth > 0 else None
 
 
 def _same(buf: Buffer, exts: list) -> bool:

@@ -34,7 +34,7 @@ from ...ir import expr as E
 from ...ir.dtype import bits_of, element_of, is_bool, is_float, is_uint, lanes_of
 from ...ir.expr import as_int
 from ...ir.function import PrimFunc
-from ...ir.functor import post_order_visit
+from ...ir.functor import post_order_visit, uses_var
 from ...ir.stmt import (Allocate, AssertStmt, BufferStore, Evaluate, For, ForKind, IfThenElse, LetStmt, SeqStmt,
                         Stmt)
 from .host_device import KERNEL_KEY, SHARED_SCOPES, is_barrier
@@ -118,7 +118,8 @@ def storage_type(dtype: str, where: str) -> str:
 class _Names:
     """C identifiers for Vars and Buffers: unique, and never a keyword or a builtin."""
 
-    def __init__(self):
+    def __init__(self, reserved: set = _RESERVED):
+        self.reserved = reserved
         self.taken: set[str] = set()
         self.by_id: dict[int, str] = {}
 
@@ -127,7 +128,7 @@ class _Names:
         if got is not None:
             return got
         base = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "v"
-        if base[0].isdigit() or base in _RESERVED or base.startswith("wb_"):
+        if base[0].isdigit() or base in self.reserved or base.startswith("wb_"):
             base = "v_" + base
         cand, k = base, 1
         while cand in self.taken:
@@ -137,10 +138,62 @@ class _Names:
         return cand
 
 
-class _KernelGen:
+def _updates_in_place(body) -> bool:
+    """True when ``body`` reads a buffer that it also writes (running it twice would not be the same as once)."""
+    from ...ir.functor import Visitor
+
+    class _Access(Visitor):
+        def __init__(self):
+            self.reads, self.writes = set(), set()
+
+        def visit_BufferLoad(self, e):
+            self.reads.add(id(e.buffer))
+            self.generic_visit(e)
+
+        def visit_BufferStore(self, st):
+            self.writes.add(id(st.buffer))
+            self.generic_visit(st)
+
+    acc = _Access()
+    acc.visit(body)
+    return bool(acc.reads & acc.writes)
+
+
+class CKernelGen:
+    """Renders one kernel in OpenCL C. The C-family dialect is in the class attributes and the small methods
+    after them (types, thread indices, barrier, signature); ``workbench.backend.cuda`` subclasses it for CUDA C."""
+
+    TYPES = CL_TYPES
+    INTRINSICS = _INTRINSICS
+    Error = OpenCLCodegenError
+    BACKEND = "opencl"
+    LANGUAGE = "OpenCL C"
+    BARRIER = "barrier(CLK_LOCAL_MEM_FENCE);"
+    SHARED_PREFIX = "__local "
+    RESERVED = _RESERVED
+
+    def c_type(self, dtype: str, where: str) -> str:
+        return cl_type(dtype, where)
+
+    def storage_of(self, dtype: str, where: str) -> str:
+        return storage_type(dtype, where)
+
+    def nonfinite(self, v: float, dtype: str) -> str:
+        return "NAN" if math.isnan(v) else "INFINITY" if v > 0 else "(-INFINITY)"
+
+    def thread_index(self, tag: str) -> str:
+        fn = "get_group_id" if tag.startswith("blockIdx") else "get_local_id"
+        return f"{fn}({_AXES[tag[-1]]})"
+
+    def buffer_param(self, buf) -> str:
+        return f"__global {self.storage(buf.dtype)}* {self.names.get(buf, buf.name)}"
+
+    def signature(self, params: list[str]) -> str:
+        return f"__kernel void {self.name}({', '.join(params)}) {{"
+
     def __init__(self, module: ModuleSource, name: str):
         self.module, self.name = module, name
-        self.names = _Names()
+        self.names = _Names(self.RESERVED)
         self.lines: list[str] = []
         self.indent = 1
         self.defined: set[int] = set()
@@ -156,13 +209,13 @@ class _KernelGen:
     # types -------------------------------------------------------------------------------------------------
     def t(self, dtype: str) -> str:
         """The OpenCL C type of ``dtype`` (recording it, so the preamble enables its extension)."""
-        out = cl_type(dtype, f"kernel {self.name}")
+        out = self.c_type(dtype, f"kernel {self.name}")
         self.module.dtypes.add(dtype)
         return out
 
     def storage(self, dtype: str) -> str:
         self.t(dtype)
-        return storage_type(dtype, f"kernel {self.name}")
+        return self.storage_of(dtype, f"kernel {self.name}")
 
     def nonneg(self, e) -> bool:
         """True when ``e`` is provably >= 0: constants, loop variables counting up from a non-negative start,
@@ -182,10 +235,10 @@ class _KernelGen:
     # expressions -------------------------------------------------------------------------------------------
     def expr(self, e) -> str:
         if lanes_of(e.dtype) != 1:
-            cl_type(e.dtype, f"kernel {self.name}, expression `{e}`")
+            self.c_type(e.dtype, f"kernel {self.name}, expression `{e}`")
         m = getattr(self, "e_" + type(e).__name__, None)
         if m is None:
-            raise OpenCLCodegenError(f"kernel {self.name}: the opencl backend cannot express "
+            raise self.Error(f"kernel {self.name}: the {self.BACKEND} backend cannot express "
                                      f"{type(e).__name__} `{e}`")
         return m(e)
 
@@ -216,10 +269,8 @@ class _KernelGen:
 
     def e_FloatImm(self, e: E.FloatImm) -> str:
         v, dt = e.value, e.dtype
-        if math.isnan(v):
-            text = "NAN"
-        elif math.isinf(v):
-            text = "INFINITY" if v > 0 else "(-INFINITY)"
+        if math.isnan(v) or math.isinf(v):
+            text = self.nonfinite(v, dt)
         else:
             text = repr(float(v)) + ("" if dt == "float64" else "f")
         return text if dt == "float32" else f"(({self.t(dt)}){text})"
@@ -328,25 +379,25 @@ class _KernelGen:
             return f"(({self.t(e.dtype)})abs({self.expr(args[0])}))"
         if op in ("isnan", "isinf", "isfinite"):
             return f"({op}({self.expr(args[0])}) != 0)"
-        fn = _INTRINSICS.get(op)
+        fn = self.INTRINSICS.get(op)
         if fn is None:
-            raise OpenCLCodegenError(f"kernel {self.name}: intrinsic {op} has no OpenCL C counterpart")
+            raise self.Error(f"kernel {self.name}: intrinsic {op} has no {self.LANGUAGE} counterpart")
         return f"{fn}({', '.join(self.expr(a) for a in args)})"
 
     def _extern(self, e):
         name = e.args[0].value
-        base = name[:-1] if name.endswith("f") and name[:-1] in _INTRINSICS else name
-        fn = _INTRINSICS.get(base)
+        base = name[:-1] if name.endswith("f") and name[:-1] in self.INTRINSICS else name
+        fn = self.INTRINSICS.get(base)
         if fn is None:
-            raise OpenCLCodegenError(f"kernel {self.name}: external function {name} is not available in "
-                                     "OpenCL C (only the C math functions are)")
+            raise self.Error(f"kernel {self.name}: external function {name} is not available in "
+                             f"{self.LANGUAGE} (only the C math functions are)")
         return f"{fn}({', '.join(self.expr(a) for a in e.args[1:])})"
 
     def _use_buffer(self, buf) -> None:
         if id(buf) in self.local or buf.scope in SHARED_SCOPES:
             return
         if buf.scope == "local":
-            raise OpenCLCodegenError(f"kernel {self.name}: local buffer {buf.name} is used outside the "
+            raise self.Error(f"kernel {self.name}: local buffer {buf.name} is used outside the "
                                      "thread-bound loops that own it")
         self.buffers.setdefault(id(buf), buf)
 
@@ -357,7 +408,7 @@ class _KernelGen:
     def stmt(self, s: Stmt) -> None:
         m = getattr(self, "s_" + type(s).__name__, None)
         if m is None:
-            raise OpenCLCodegenError(f"kernel {self.name}: the opencl backend cannot express {type(s).__name__}")
+            raise self.Error(f"kernel {self.name}: the {self.BACKEND} backend cannot express {type(s).__name__}")
         m(s)
 
     def s_SeqStmt(self, s: SeqStmt):
@@ -369,7 +420,7 @@ class _KernelGen:
         self._use_buffer(buf)
         value = self.expr(s.value)
         if is_bool(buf.dtype):
-            value = f"(uchar)({value})"
+            value = f"({self.storage(buf.dtype)})({value})"
         self.emit(f"{self.names.get(buf, buf.name)}[{self.expr(s.indices[0])}] = {value};")
 
     def s_IfThenElse(self, s: IfThenElse):
@@ -401,10 +452,10 @@ class _KernelGen:
         n = as_int(buf.shape[0]) if buf.shape else 1
         where = f"kernel {self.name}"
         if buf.scope not in ("local",) + SHARED_SCOPES:
-            raise OpenCLCodegenError(f"{where}: buffer {buf.name} (scope {buf.scope}) is allocated inside the "
+            raise self.Error(f"{where}: buffer {buf.name} (scope {buf.scope}) is allocated inside the "
                                      "kernel; inside thread-bound loops use scope \"shared\" or \"local\"")
         if n is None:
-            raise OpenCLCodegenError(f"{where}: {buf.scope} buffer {buf.name} has symbolic size {buf.shape[0]}; "
+            raise self.Error(f"{where}: {buf.scope} buffer {buf.name} has symbolic size {buf.shape[0]}; "
                                      "shared and local buffers need a constant size")
         decl = f"{self.storage(buf.dtype)} {self.names.get(buf, buf.name)}[{max(n, 1)}];"
         if buf.scope in SHARED_SCOPES:
@@ -417,24 +468,24 @@ class _KernelGen:
     def s_Evaluate(self, s: Evaluate):
         if is_barrier(s):
             if self.divergent:
-                raise OpenCLCodegenError(
+                raise self.Error(
                     f"kernel {self.name}: a barrier for shared memory is needed inside a branch that depends on "
                     "the thread index, where not every thread reaches it; move the condition into the "
                     "statements (e.g. a predicate on the copy only)")
-            self.emit("barrier(CLK_LOCAL_MEM_FENCE);")
+            self.emit(self.BARRIER)
             return
         self.emit(f"{self.expr(s.value)};")
 
     def s_AssertStmt(self, s: AssertStmt):
-        raise OpenCLCodegenError(f"kernel {self.name}: run-time checks (checks=True) cannot run inside an OpenCL "
-                                 "kernel; build without checks")
+        raise self.Error(f"kernel {self.name}: run-time checks (checks=True) cannot run inside a {self.BACKEND} "
+                         "kernel; build without checks")
 
     def s_For(self, s: For):
         if s.kind == ForKind.THREAD_BINDING and not s.thread.startswith("vthread"):
             self._thread_loop(s)
             return
         if s.kind in (ForKind.PARALLEL, ForKind.VECTORIZED):
-            raise OpenCLCodegenError(f"kernel {self.name}: loop {s.loop_var.name} is {s.kind.value}, a CPU "
+            raise self.Error(f"kernel {self.name}: loop {s.loop_var.name} is {s.kind.value}, a CPU "
                                      "annotation; inside a GPU kernel bind it to a thread axis or leave it serial")
         t = self.t(s.loop_var.dtype)
         v = self.names.get(s.loop_var, s.loop_var.name)
@@ -452,43 +503,51 @@ class _KernelGen:
     def _thread_loop(self, s: For):
         tag = s.thread
         if tag in self._open_tags:
-            raise OpenCLCodegenError(f"kernel {self.name}: loop {s.loop_var.name} is bound to {tag} inside another "
-                                     f"loop bound to {tag}")
+            # TVM's convention: a loop bound to an axis that is already open is the same thread index (a
+            # cooperative fetch under the compute threads). Sequential semantics would run its body once per
+            # outer iteration too, which is the same only when repeating it changes nothing:
+            outer = self._open_tags[tag]
+            if uses_var(s.body, outer.loop_var) or _updates_in_place(s.body):
+                raise self.Error(f"kernel {self.name}: loop {s.loop_var.name} is bound to {tag} inside loop "
+                                 f"{outer.loop_var.name}, bound to {tag} too; that is allowed only for a body that "
+                                 f"does not use {outer.loop_var.name} and updates nothing in place")
         old = self.thread_extent.get(tag)
         if old is None:
             self.thread_extent[tag] = s.extent
         elif str(old) != str(s.extent):
-            raise OpenCLCodegenError(f"kernel {self.name}: loops bound to {tag} have different extents ({old} and "
+            raise self.Error(f"kernel {self.name}: loops bound to {tag} have different extents ({old} and "
                                      f"{s.extent}); every loop bound to one thread axis in a kernel must have the "
                                      "same extent")
-        fn = "get_group_id" if tag.startswith("blockIdx") else "get_local_id"
         self.defined.add(id(s.loop_var))
         self.thread_vars.add(id(s.loop_var))
         if self.nonneg(s.min):
             self.nonneg_vars.add(id(s.loop_var))
         t = self.t(s.loop_var.dtype)
         v = self.names.get(s.loop_var, s.loop_var.name)
-        idx = f"{fn}({_AXES[tag[-1]]})" if t == "int" else f"({t}){fn}({_AXES[tag[-1]]})"
+        idx = self.thread_index(tag) if t == "int" else f"({t}){self.thread_index(tag)}"
         if not _is_zero(s.min):
             idx = f"{self.expr(s.min)} + {idx}"
         self.emit(f"const {t} {v} = {idx};")
-        self._open_tags.add(tag)
+        if tag in self._open_tags:
+            self.stmt(s.body)
+            return
+        self._open_tags[tag] = s
         self.stmt(s.body)
-        self._open_tags.discard(tag)
+        del self._open_tags[tag]
 
-    _open_tags: set
+    _open_tags: dict
 
     # the kernel --------------------------------------------------------------------------------------------
     def run(self, root: For, order: dict) -> Kernel:
         """The kernel of ``root``; its buffer arguments in ``order`` (id -> position), the others after."""
-        self._open_tags = set()
+        self._open_tags = {}
         self.stmt(root)
         bufs = sorted(self.buffers.values(), key=lambda b: order.get(id(b), len(order)))
         scalars = [v for k, v in self.scalars.items() if k not in self.defined]
-        params = [f"__global {self.storage(b.dtype)}* {self.names.get(b, b.name)}" for b in bufs]
+        params = [self.buffer_param(b) for b in bufs]
         params += [f"const {self.t(v.dtype)} {self.names.get(v, v.name)}" for v in scalars]
-        head = [f"__kernel void {self.name}({', '.join(params)}) {{"]
-        head += [f"  __local {decl}" for decl, _, _ in self.shared]
+        head = [self.signature(params)]
+        head += [f"  {self.SHARED_PREFIX}{decl}" for decl, _, _ in self.shared]
         source = "\n".join(head + self.lines + ["}"]) + "\n"
         one = E.IntImm(1)
         grid = tuple(self.thread_extent.get(f"blockIdx.{a}", one) for a in "xyz")
@@ -548,7 +607,7 @@ def _preamble(module: ModuleSource) -> str:
     return "\n".join(lines) + ("\n\n" if lines else "")
 
 
-def _kernel_roots(s: Stmt) -> list[For]:
+def kernel_roots(s: Stmt) -> list[For]:
     out: list[For] = []
 
     def f(n):
@@ -562,12 +621,12 @@ def generate(lowered: PrimFunc, module: ModuleSource | None = None) -> ModuleSou
     """Add the kernels of ``lowered`` (a program after the opencl pipeline) to ``module`` (a new one if None)."""
     module = module if module is not None else ModuleSource("")
     order = {id(b): k for k, b in enumerate(lowered.buffer_map.values())}
-    for root in _kernel_roots(lowered.body):
-        gen = _KernelGen(module, root.annotations[KERNEL_KEY])
+    for root in kernel_roots(lowered.body):
+        gen = CKernelGen(module, root.annotations[KERNEL_KEY])
         module.kernels.append(gen.run(root, order))
     module.preamble = _preamble(module)
     return module
 
 
-__all__ = ["generate", "Kernel", "ModuleSource", "OpenCLCodegenError", "CL_TYPES", "EXTENSIONS", "cl_type",
-           "storage_type"]
+__all__ = ["generate", "CKernelGen", "kernel_roots", "Kernel", "ModuleSource", "OpenCLCodegenError", "CL_TYPES",
+           "EXTENSIONS", "cl_type", "storage_type"]

@@ -3,7 +3,9 @@
 Each index is rewritten as a sum of *splits* ``(mark // lower_factor) % extent * scale``
 of *marks* (an input iterator, or a fused sum of splits such as ``i * 16 + j``), plus
 a base. The map is valid when every mark's splits do not overlap (surjective) or
-exactly tile it (bijective). Extents must be constants here.
+exactly tile it (bijective). Scales and divisors must be constants; an extent may be
+symbolic (``batch * 48``) when the analyzer proves what the map needs of it (that it is
+a multiple of a divisor, as in TVM).
 
 >>> from workbench.ir.expr import Var, Range
 >>> from workbench.ir.arith import detect_iter_map
@@ -13,14 +15,72 @@ exactly tile it (bijective). Extents must be constants here.
 ['i * 2 + j // 8', 'j % 8']
 >>> detect_iter_map([i + j], {i: Range(0, 4), j: Range(0, 16)}) is None   # overlapping
 True
+>>> f, b = Var("f"), Var("b")
+>>> res = detect_iter_map([f // 48, f % 48], {f: Range(0, b * 48)}, check_level="bijective")
+>>> [str(e) for e in res.exprs], res.indices[0].args[0].extent
+(['f // 48', 'f % 48'], b)
 """
 from __future__ import annotations
 
 from typing import Mapping, NamedTuple, Sequence
 
-from ..expr import (Add, FloorDiv, FloorMod, IntImm, Mul, PrimExpr, Range, Sub, Var, as_int, convert)
+from ..expr import (Add, FloorDiv, FloorMod, IntImm, LE, Mul, PrimExpr, Range, Sub, Var, as_int, convert)
 from ..functor import uses_var
 from .analyzer import Analyzer
+
+#: an iterator extent: an ``int`` when constant, else the (simplified) expression
+Extent = "int | PrimExpr"
+
+
+def _norm(an: Analyzer, x) -> "int | PrimExpr":
+    """``x`` simplified: an ``int`` when it is a constant."""
+    if isinstance(x, int):
+        return x
+    x = an.simplify(x)
+    return x.value if isinstance(x, IntImm) else x
+
+
+def _as_expr(x, dtype: str = "int32") -> PrimExpr:
+    return IntImm(x, dtype) if isinstance(x, int) else x
+
+
+def _mul(an: Analyzer, a, b) -> "int | PrimExpr":
+    if isinstance(a, int) and isinstance(b, int):
+        return a * b
+    return _norm(an, Mul(_as_expr(a), _as_expr(b)))
+
+
+def _exact_div(an: Analyzer, a, b: int) -> "int | PrimExpr":
+    """``a // b`` where ``a`` is known to be a multiple of ``b``."""
+    if isinstance(a, int):
+        return a // b
+    return _norm(an, FloorDiv(a, IntImm(b, a.dtype)))
+
+
+def _eq(an: Analyzer, a, b) -> bool:
+    """``a == b`` provably."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return an.can_prove_equal(_as_expr(a), _as_expr(b))
+
+
+def _le(an: Analyzer, a, b) -> bool:
+    """``a <= b`` provably."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a <= b
+    return an.can_prove(LE(_as_expr(a), _as_expr(b)))
+
+
+def _divides(an: Analyzer, a, c) -> bool:
+    """``a`` is provably a multiple of ``c`` (a positive constant or extent)."""
+    if isinstance(a, int) and isinstance(c, int):
+        return a % c == 0
+    return _eq(an, a, c) or _eq(an, _norm(an, FloorMod(_as_expr(a), _as_expr(c))), 0)
+
+
+def _key(x):
+    """A dictionary key for an extent (expressions compare by their text)."""
+    return x if isinstance(x, int) else str(x)
 
 
 class IterMark:
@@ -28,7 +88,7 @@ class IterMark:
 
     __slots__ = ("source", "extent", "offset")
 
-    def __init__(self, source, extent: int, offset=None):
+    def __init__(self, source, extent: Extent, offset=None):
         self.source = source
         self.extent = extent
         self.offset = offset  # an input variable's domain minimum (the mark is ``var - offset``)
@@ -42,7 +102,7 @@ class IterSplit:
 
     __slots__ = ("source", "lower_factor", "extent", "scale")
 
-    def __init__(self, source: IterMark, lower_factor: int, extent: int, scale: int):
+    def __init__(self, source: IterMark, lower_factor: int, extent: Extent, scale: int):
         self.source, self.lower_factor, self.extent, self.scale = source, lower_factor, extent, scale
 
     def with_scale(self, scale: int) -> "IterSplit":
@@ -86,15 +146,16 @@ class _Rewriter:
         self.inputs: dict = {}
         self.marks: dict = {}     # id(var) -> mark
         self.fused: dict = {}     # key of a fused sum -> mark
+        iter_ids = {id(v) for v in input_iters}
         for v, r in input_iters.items():
             if isinstance(r, tuple):
                 r = Range.from_begin_end(*r)
-            ext = an.simplify(r.extent)
-            if not isinstance(ext, IntImm):
-                raise IterMapError(f"iterator {v.name} has the non-constant extent `{ext}`")
+            if uses_var(r.extent, lambda x: id(x) in iter_ids) or uses_var(r.min, lambda x: id(x) in iter_ids):
+                raise IterMapError(f"the domain of iterator {v.name} depends on an iterator")
+            ext = _norm(an, r.extent)
             mn = an.simplify(r.min)
-            self.inputs[id(v)] = (v, mn, ext.value)
-            self.marks[id(v)] = IterMark(v, ext.value, None if isinstance(mn, IntImm) and mn.value == 0 else mn)
+            self.inputs[id(v)] = (v, mn, ext)
+            self.marks[id(v)] = IterMark(v, ext, None if isinstance(mn, IntImm) and mn.value == 0 else mn)
             an.bind(v, r)
 
     def uses_input(self, e) -> bool:
@@ -110,7 +171,7 @@ class _Rewriter:
             return IterSum((), e)
         if isinstance(e, Var):
             v, mn, ext = self.inputs[id(e)]
-            if ext == 1:
+            if _eq(self.an, ext, 1):
                 return IterSum((), mn)
             return IterSum((IterSplit(self.marks[id(e)], 1, ext, 1),), mn)
         if isinstance(e, (Add, Sub)):
@@ -161,13 +222,15 @@ class _Rewriter:
         if c % sc != 0:
             raise IterMapError(f"`{e}`: the divisor {c} and the iterator's scale {sc} do not divide each other")
         f = c // sc
-        if split.extent % f != 0 and split.extent > f:
-            raise IterMapError(f"`{e}`: the iterator's extent {split.extent} is not divisible by {f}")
+        below = _le(self.an, split.extent, f)  # the whole split lies below the divisor
+        if not below and not _divides(self.an, split.extent, f):
+            raise IterMapError(f"`{e}`: the iterator's extent {split.extent} is not (provably) divisible by {f}")
         if is_div:
-            if split.extent <= f:
+            if below:
                 return IterSum((), IntImm(bq, dt))
-            return IterSum((IterSplit(split.source, split.lower_factor * f, split.extent // f, 1),), IntImm(bq, dt))
-        if split.extent <= f:
+            return IterSum((IterSplit(split.source, split.lower_factor * f, _exact_div(self.an, split.extent, f), 1),),
+                           IntImm(bq, dt))
+        if below:
             return IterSum((split,), IntImm(0, dt))
         return IterSum((IterSplit(split.source, split.lower_factor, f, sc),), IntImm(0, dt))
 
@@ -185,17 +248,18 @@ class _Rewriter:
             raise IterMapError(f"`{e}`: an iterator appears with a negative scale")
         chain = []
         expected = unit
+        extent = 1
         left = list(args)
         while left:
-            hit = [s for s in left if s.scale == expected]
+            hit = [s for s in left if isinstance(expected, int) and s.scale == expected]
             if len(hit) != 1:
                 raise IterMapError(f"`{e}`: the iterators do not fuse into one (no term with scale {expected}, "
                                    "or several)")
             s = hit[0]
             left.remove(s)
             chain.append(s)
-            expected *= s.extent
-        extent = expected // unit
+            expected = _mul(self.an, expected, s.extent)
+            extent = _mul(self.an, extent, s.extent)
         norm = tuple(reversed([s.with_scale(s.scale // unit) for s in chain]))  # descending scale
         # all splits of one mark tiling it exactly: that is the mark itself
         src = norm[0].source
@@ -203,10 +267,10 @@ class _Rewriter:
             lf = 1
             ok = True
             for s in reversed(norm):
-                if s.lower_factor != lf:
+                if not _eq(self.an, s.lower_factor, lf):
                     ok = False
                     break
-                lf *= s.extent
+                lf = _mul(self.an, lf, s.extent)
             if ok:
                 return IterSplit(src, 1, lf, unit)
         return IterSplit(self._fused(norm, extent), 1, extent, unit)
@@ -221,8 +285,10 @@ class _Rewriter:
                 for q in args:
                     if p is q or p.source is not q.source:
                         continue
+                    if not isinstance(q.extent, int):
+                        continue  # p's lower factor and scale are constants: never above a symbolic split
                     if p.lower_factor == q.lower_factor * q.extent and p.scale == q.scale * q.extent:
-                        m = IterSplit(p.source, q.lower_factor, q.extent * p.extent, q.scale)
+                        m = IterSplit(p.source, q.lower_factor, _mul(self.an, q.extent, p.extent), q.scale)
                         args = [x for x in args if x is not p and x is not q] + [m]
                         changed = True
                         break
@@ -231,7 +297,7 @@ class _Rewriter:
         return args
 
     def _fused(self, norm, extent) -> IterMark:
-        key = tuple((id(s.source), s.lower_factor, s.extent, s.scale) for s in norm)
+        key = tuple((id(s.source), s.lower_factor, _key(s.extent), s.scale) for s in norm)
         m = self.fused.get(key)
         if m is None:
             m = IterMark(IterSum(norm, IntImm(0)), extent)
@@ -249,11 +315,19 @@ def _split_expr(s: IterSplit, dtype: str) -> PrimExpr:
     x = _mark_expr(s.source, dtype)
     if s.lower_factor != 1:
         x = FloorDiv(x, IntImm(s.lower_factor, dtype))
-    if s.lower_factor * s.extent != s.source.extent:
-        x = FloorMod(x, IntImm(s.extent, dtype))
+    if not _covers_mark(s):
+        x = FloorMod(x, _as_expr(s.extent, dtype))
     if s.scale != 1:
         x = Mul(x, IntImm(s.scale, dtype))
     return x
+
+
+def _covers_mark(s: IterSplit) -> bool:
+    """The split reaches the top of its mark (``lower_factor * extent`` is the mark's extent)."""
+    if isinstance(s.extent, int) and isinstance(s.source.extent, int):
+        return s.lower_factor * s.extent == s.source.extent
+    an = Analyzer()
+    return _eq(an, _mul(an, s.lower_factor, s.extent), s.source.extent)
 
 
 def _sum_expr(t: IterSum, dtype: str) -> PrimExpr:
@@ -296,22 +370,23 @@ def _check(results: list, rw: _Rewriter, level: str) -> str | None:
         # identical splits used twice (the same index twice) overlap
         splits = sorted(splits, key=lambda s: s.lower_factor)
         expected = 1
+        an = rw.an
         for s in splits:
-            if s.lower_factor < expected:
-                return f"iterator `{_mark_name(m)}` is used twice (overlapping splits)"
-            if s.lower_factor != expected:
+            if not _le(an, expected, s.lower_factor):
+                return f"iterator `{_mark_name(m)}` is used twice (overlapping splits, or not provably apart)"
+            if not _eq(an, s.lower_factor, expected):
                 if level == "bijective":
                     return f"iterator `{_mark_name(m)}` is not fully used (a gap at factor {expected})"
-                if s.lower_factor % expected != 0:
+                if not _divides(an, s.lower_factor, expected):
                     return f"iterator `{_mark_name(m)}` is split unevenly"
-            expected = s.lower_factor * s.extent
-        if level == "bijective" and expected != m.extent:
+            expected = _mul(an, s.lower_factor, s.extent)
+        if level == "bijective" and not _eq(an, expected, m.extent):
             return f"iterator `{_mark_name(m)}` of extent {m.extent} is only partly used ({expected})"
-        if level == "surjective" and m.extent % expected != 0:
-            return f"iterator `{_mark_name(m)}` of extent {m.extent} is split unevenly"
+        if level == "surjective" and not _divides(an, m.extent, expected):
+            return f"iterator `{_mark_name(m)}` of extent {m.extent} is not (provably) split evenly"
     if level == "bijective":
         for v, _, ext in rw.inputs.values():
-            if ext != 1 and id(rw.marks[id(v)]) not in uses:
+            if not _eq(rw.an, ext, 1) and id(rw.marks[id(v)]) not in uses:
                 return f"iterator `{v.name}` is not used"
     return None
 
@@ -396,7 +471,8 @@ def subspace_divide(bindings: Sequence, input_iters: Mapping[Var, Range], sub_it
 
     Each result ``(outer, inner)`` satisfies ``binding == outer * inner_extent + inner``
     (``.outer_extent`` and ``.inner_extent`` are attributes); None when the bindings do
-    not divide (an inner iterator is not in the low part of a fused index).
+    not divide (an inner iterator is not in the low part of a fused index) or an
+    iterator's extent is symbolic.
 
     >>> from workbench.ir.expr import Var, Range
     >>> io, ii = Var("io"), Var("ii")
@@ -404,6 +480,9 @@ def subspace_divide(bindings: Sequence, input_iters: Mapping[Var, Range], sub_it
     >>> [(str(o), str(i), o_i.inner_extent) for o_i in d for o, i in [o_i]]
     [('io', 'ii', 32)]
     """
+    doms = [r if isinstance(r, Range) else Range.from_begin_end(*r) for r in input_iters.values()]
+    if any(as_int(Analyzer().simplify(r.extent)) is None for r in doms):
+        return None
     res = detect_iter_map(bindings, input_iters, predicate)
     if res is None:
         return None

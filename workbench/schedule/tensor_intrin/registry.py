@@ -67,6 +67,7 @@ def _load_builtins() -> None:
         return
     _BUILTINS_LOADED = True
     from . import teaching, x86  # noqa: F401  (they register themselves)
+    from ...backend.cuda import intrin  # noqa: F401  (CUDA tensor cores; needs no cuda-python to register)
 
 
 def register_tensor_intrin(name: str, desc: PrimFunc, impl: PrimFunc, *, target_features: Iterable[str] = (),

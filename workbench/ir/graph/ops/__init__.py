@@ -10,6 +10,7 @@ One module per family:
 - ``manipulate``: reshape, permute_dims, expand_dims, squeeze, concat, split, strided_slice, take, embedding
 - ``reduce``: sum, mean, max
 - ``attention``: scaled_dot_product_attention
+- ``quant``: decode_q4, decode_q8 (GGUF block-quantized weights, packed -> float32)
 
 >>> from workbench.ir.graph.op import get_op, list_ops
 >>> "softmax" in list_ops(), get_op("matmul").pattern
@@ -17,6 +18,6 @@ One module per family:
 """
 from __future__ import annotations
 
-from . import attention, elementwise, linalg, manipulate, nn, reduce
+from . import attention, elementwise, linalg, manipulate, nn, quant, reduce
 
-__all__ = ["attention", "elementwise", "linalg", "manipulate", "nn", "reduce"]
+__all__ = ["attention", "elementwise", "linalg", "manipulate", "nn", "quant", "reduce"]
