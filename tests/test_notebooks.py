@@ -63,6 +63,14 @@ print("WB_CHECK " + json.dumps({
     "again_from_db": int(again.table["from_database"].sum()), "kernel_attrs": sorted(tuned_model[kernel_name].attrs),
     "model_err": model_err, "fig": type(fig_tune).__name__}))
 """,
+    "07_gpu": """
+import json
+print("WB_CHECK " + json.dumps({
+    "N": N, "vadd_err": vadd_err, "wsum_err": wsum_err, "wsum_src": wsum_src, "reg_src": reg_src,
+    "variants": list(final.table["variant"]), "statuses": list(final.table["status"]),
+    "naive_status": list(res_naive.table["status"]), "cuda_extra": HAS_CUDA_EXTRA, "gpu": HAS_GPU,
+    "wmma_lines": len(wmma_lines), "tc_err": tc_err, "fig": type(fig_bar).__name__}))
+""",
     "05_end_to_end_model": """
 import json
 print("WB_CHECK " + json.dumps({
@@ -171,6 +179,21 @@ def test_notebook_runs(path, monkeypatch):
         assert v["model_err"] < 1e-3 * 128, v
         assert v["fig"] == "Figure" and "image/png" in mimes
         assert '"insts"' in text or "sample_perfect_tile" in text   # the trace and its JSON were printed
+    elif name == "07_gpu":
+        assert v["N"] == 256
+        assert v["vadd_err"] == 0.0 and v["wsum_err"] < 1e-6, v
+        assert "__local float A_shared[66]" in v["wsum_src"] and "barrier(CLK_LOCAL_MEM_FENCE)" in v["wsum_src"]
+        # register tiling: shared tiles compacted to one block's 64 x 8 / 8 x 64, one thread's 8 x 8 accumulators
+        assert "__local float A_shared[512]" in v["reg_src"] and "float C_local[64]" in v["reg_src"]
+        assert v["variants"] == ["numpy", "naive", "shared tiling", "register tiling"], v["variants"]
+        assert all(s == "ok" for s in v["statuses"] + v["naive_status"]), v   # each checked against numpy
+        assert v["fig"] == "Figure" and "image/png" in mimes
+        if v["cuda_extra"]:
+            assert v["wmma_lines"] > 0 and "wmma.mma.sync" in text   # the PTX was compiled and shown
+        if v["gpu"]:
+            assert v["tc_err"] < 1e-2, v
+        else:
+            assert v["tc_err"] is None and "no NVIDIA GPU and driver on this machine" in text
     elif name == "05_end_to_end_model":
         assert max(v["mlp_errors"]) < 1e-4, v["mlp_errors"]        # BlockBuilder and nn.Module MLPs vs numpy
         assert v["launches"] == [130, 82] and v["per_layer"] == [20, 13], v   # FuseOps + FuseTIR

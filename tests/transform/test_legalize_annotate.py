@@ -187,3 +187,30 @@ def test_annotate_matches_registry_patterns_and_keeps_existing():
     fixed = out.with_function("gelu", out["gelu"].with_attr("op_pattern", "opaque"))
     assert AnnotateOpPattern()(fixed)["gelu"].attrs["op_pattern"] == "opaque"
     _roundtrip(out)
+
+
+def test_legalize_names_keep_the_op_name_digits_included():
+    p = Var("p", wb.Tensor((4, 40), "uint8"))
+    q = Var("q", wb.Tensor((2, 40), "uint8"))
+    x = Var("x", wb.Tensor((3, 4), "float32"))
+    bb = wb.BlockBuilder()
+    with bb.function("main", [p, q, x]):
+        with bb.dataflow():
+            w = bb.emit(wb.op.decode_q4(p, qtype="Q4_1"))
+            v = bb.emit(wb.op.decode_q4(q, qtype="Q4_1"))       # another shape: a second program
+            a = bb.emit(wb.op.add(x, x))
+            b = bb.emit(wb.op.add(a, wb.const(1.0, "float32")))  # another program: a numeric suffix
+            gv = bb.emit_output((w, v, b))
+        bb.emit_func_output(gv)
+    out = LegalizeOps()(bb.get())
+    assert list(out.prim_funcs) == ["decode_q4", "decode_q4_1", "add", "add1"]   # was decode_q, decode_q1
+    assert all(f.attrs["global_symbol"] == name for name, f in out.prim_funcs.items())
+
+
+def test_fused_kernel_names_keep_the_digits_of_op_names():
+    from workbench.transform.fuse_ops import _kernel_base_name
+
+    assert _kernel_base_name("decode_q4") == "decode_q4"
+    assert _kernel_base_name("decode_q4_1") == "decode_q4"
+    assert _kernel_base_name("add1") == "add"
+    assert _kernel_base_name("matmul") == "matmul"

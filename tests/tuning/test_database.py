@@ -79,3 +79,34 @@ def test_in_memory_database():
     runner = CountingRunner()
     _search(matmul(32), db, runner, trials=4)
     assert len(db) == 4
+
+
+def test_tune_with_no_trials_or_no_time_loads_the_best_record(tmp_path):
+    path = tmp_path / "tuning.jsonl"
+    f = matmul(32)
+    out = _search(f, Database(path), CountingRunner())
+    fastest = min((m for m in out if m.ok), key=lambda m: m.seconds)
+    for limits in ({"trials": 0}, {"time_budget": 0}):
+        res = wb.tune(f, AVX2, database=str(path), progress=False, **limits)
+        assert len(res.measured) == 8 and all(m.from_database for m in res.measured)
+        assert res.best.seconds == fastest.seconds and res.best.trace.to_data() == fastest.candidate.trace.to_data()
+    assert len(path.read_text().splitlines()) == 8                  # nothing measured, nothing appended
+    with pytest.raises(ValueError, match="give database="):
+        wb.tune(f, AVX2, trials=0, progress=False)
+    with pytest.raises(ValueError, match="time_budget must be a number of seconds >= 0"):
+        wb.tune(f, AVX2, time_budget=-1, database=str(path), progress=False)
+
+
+def test_tune_table_of_an_int8_matmul_reports_its_operations(tmp_path):
+    n = 16
+    A = te.placeholder((n, n), "uint8", name="A")
+    B = te.placeholder((n, n), "int8", name="B")
+    k = te.reduce_axis(n, name="k")
+    C = te.compute((n, n), lambda i, j: te.sum(A[i, k].astype("int32") * B[k, j].astype("int32"), axis=k),
+                   name="C")
+    f = wb.create_prim_func([A, B, C])
+    path = tmp_path / "tuning.jsonl"
+    _search(f, Database(path), CountingRunner(), trials=4)
+    res = wb.tune(f, AVX2, trials=0, database=str(path), progress=False)
+    assert (res.table["gflops"] > 0).all()                          # was 0.00 GFLOP/s: int ops counted none
+    assert f"{res.best.gflops:.2f} GFLOP/s" in repr(res) and res.best.gflops > 0

@@ -114,3 +114,42 @@ def test_lowered_vector_code_counts_every_lane():
     low = lower(sch.func)                      # float32x16 ramps and broadcasts
     assert "ramp" in low.script()
     assert count_flops(low) == 2 * M * N * K
+
+
+def _int8_matmul(n):
+    A = te.placeholder((n, n), "uint8", name="A")
+    B = te.placeholder((n, n), "int8", name="B")
+    k = te.reduce_axis(n, name="k")
+    C = te.compute((n, n), lambda i, j: te.sum(A[i, k].astype("int32") * B[k, j].astype("int32"), axis=k),
+                   name="C")
+    return wb.create_prim_func([A, B, C])
+
+
+def test_integer_matmul_counts_its_multiply_adds():
+    n = 12
+    f = _int8_matmul(n)
+    assert count_flops(f) == 2 * n ** 3                 # u8 x s8 -> s32: a multiply and an add per k
+    sch = wb.Schedule(f)
+    i, j, k = sch.get_loops(sch.get_block("C"))
+    io, ii = sch.split(i, factors=[None, 5])             # non-dividing split: the predicate trims
+    assert count_flops(sch) == 2 * n ** 3
+
+
+def test_integer_arithmetic_counts_on_data_but_not_in_indices():
+    n = 16
+    idx = te.placeholder((n,), "int32", name="idx")
+    A = te.placeholder((n + 1,), "int32", name="A")
+    # gather with index arithmetic on loaded data (free), then a shift and a mask of the data (2 ops)
+    B = te.compute((n,), lambda i: (A[idx[i] + 1] >> 4) & 15, name="B")
+    assert count_flops(wb.create_prim_func([idx, A, B])) == 2 * n
+    i = Var("i")
+    assert expr_flops(i * 4 + i // 2) == 0                  # index arithmetic alone stays free
+
+
+def test_int8_matmul_benchmark_table_reports_its_operations():
+    n = 16
+    f = _int8_matmul(n)
+    res = wb.benchmark({"int8": f}, target="llvm", peak=None, min_time=0.005, warmup=0.0, min_repeats=3,
+                       progress=False)
+    assert res["int8"].status == "ok" and res["int8"].flops == 2 * n ** 3
+    assert res.table.iloc[0]["gflops"] > 0               # was 0.00: integer programs counted no work

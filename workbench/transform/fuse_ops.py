@@ -57,6 +57,8 @@ def main(x: wb.Tensor(("n", 4), "float32"),
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 from ..ir.function import IRModule
@@ -121,8 +123,20 @@ def _check_unique_names(func: Function) -> None:
             seen.add(b.var.name)
 
 
+def _kernel_base_name(name: str) -> str:
+    """The op a legalized kernel came from: ``add1`` -> ``add``, ``decode_q4_1`` -> ``decode_q4``; a name that is
+    an op itself (``decode_q4``) keeps its digits."""
+    from ..ir.graph.op import list_ops
+
+    ops = set(list_ops())
+    if name in ops:
+        return name
+    stripped = re.sub(r"_?\d+$", "", name)
+    return stripped if stripped in ops else op_base_name(name)
+
+
 def _group_name(member_funcs: list[str], taken: set) -> str:
-    parts = [op_base_name(n) for n in member_funcs]
+    parts = [_kernel_base_name(n) for n in member_funcs]
     base = "fused_" + "_".join(parts)
     if len(base) > MAX_NAME_LENGTH:
         base = base[:MAX_NAME_LENGTH].rstrip("_")

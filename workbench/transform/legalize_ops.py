@@ -5,7 +5,8 @@ Each ``wb.op.<name>(args, **attrs)`` is replaced by ``call_tir`` of a ``PrimFunc
 ``create_prim_func`` from ``te.placeholder`` s of the arguments' types (named ``A``, ``B``, ...;
 symbolic dimensions stay the same size variables) and the op's ``legalize``; the parameters are
 the inputs then the outputs (destination-passing style). Identical programs (structural hash) are
-added once; programs are named after the op (``add``, ``add1``, ``matmul``, ...). An op with a tuple
+added once; programs are named after the op (``add``, ``add1``, ``matmul``, ``decode_q4``; a
+duplicate of a name ending in a digit is ``decode_q4_1``). An op with a tuple
 result (``split``) gives a ``call_tir`` of tuple type. Tuple arguments (``concat``) are flattened
 into one parameter per field. Calls of ``call_tir``/``call_dps_library`` and ops without a
 legalization are kept. Calls nested in another call's arguments get their own bindings (A-normal form,
@@ -48,6 +49,7 @@ class Module:
 """
 from __future__ import annotations
 
+import re
 import string
 
 from ..ir.function import IRModule, PrimFunc
@@ -56,7 +58,7 @@ from ..ir.graph.expr import (
 )
 from ..ir.graph.types import GraphTypeError, TensorType, TupleType
 from ..ir.structural import structural_equal, structural_hash
-from .graph_util import fresh_name, op_base_name, rewrite_bindings, var_names, with_value
+from .graph_util import fresh_name, rewrite_bindings, var_names, with_value
 from .pass_infra import Pass, PassError
 
 
@@ -149,7 +151,7 @@ class _Legalizer:
         if len(outs) != want:
             raise PassError(f"LegalizeOps: op {op.name}'s legalization gives {len(outs)} tensor(s) but its type "
                             f"{call.type!r} has {want}")
-        base = op_base_name(op.name.replace(".", "_"))
+        base = _program_base(op.name)
         prim = te.create_prim_func([*holders, *outs], name=base)
         name = self.add(prim, base)
         return Call(GlobalVar(name), tuple(flat_args), None, call.type)
@@ -160,10 +162,27 @@ class _Legalizer:
         for other, name in self.by_hash.get(key, []):
             if structural_equal(other, prim):
                 return name
-        name = fresh_name(base, self.taken)
+        name = _fresh_program_name(base, self.taken)
         self.by_hash.setdefault(key, []).append((prim, name))
         self.new_funcs[name] = prim.with_attr("global_symbol", name)
         return name
+
+
+def _program_base(op_name: str) -> str:
+    """The tensor program's name for the op ``op_name``, its digits kept: ``decode_q4`` -> ``decode_q4``,
+    ``demo.negative`` -> ``demo_negative`` (a duplicate adds a number: ``add1``, or ``decode_q4_1``)."""
+    base = re.sub(r"[^0-9A-Za-z_]", "_", op_name)
+    return base if base.isidentifier() else f"f_{base}"
+
+
+def _fresh_program_name(base: str, taken: set[str]) -> str:
+    """``base`` if free, else ``base1``, ``base2``, ... (``base_1``, ... when ``base`` ends in a digit)."""
+    name, sep, k = base, "_" if base[-1].isdigit() else "", 1
+    while name in taken:
+        name = f"{base}{sep}{k}"
+        k += 1
+    taken.add(name)
+    return name
 
 
 def _placeholder_names():

@@ -1,18 +1,23 @@
 """FLOP and byte counts derived from the IR, never typed in by hand.
 
 ``count_flops(func)`` walks the program (scheduled or not) and multiplies each
-statement's floating-point operations by how often it runs (the trip counts of the
+statement's operations by how often it runs (the trip counts of the
 loops around it; symbolic extents are bound from the arrays or ``sizes=``).
 
-The convention, per floating-point result (vector operations count once per lane):
+The convention, per result (vector operations count once per lane):
 
 - ``+ - * /``, ``min``, ``max``, a comparison of floats: **1**
+- integer arithmetic on data values (an operation whose operands involve a buffer
+  load, as in an int8 ``u8 x s8 -> s32`` matmul): **1**, like its float counterpart, so
+  an integer matmul is ``2*M*N*K`` too (the tables still say GFLOP/s: read it as
+  billions of operations per second)
 - ``fma(a, b, c)``: **2** (a multiply and an add)
 - every other math intrinsic (``exp``, ``log``, ``sqrt``, ``tanh``, ``erf``, ``pow``,
   ``abs``, ...): **1** each, although it costs many instructions; a FLOP count
   measures the work of the algorithm, not of one implementation of ``exp``
 - loads, stores, casts, ``Select`` / ``if_then_else`` (a choice, not arithmetic),
-  integer index arithmetic and external calls: **0**
+  boolean logic, integer index arithmetic (also inside the indices of a load, as in a
+  gather ``A[idx[i] + 1]``) and external calls: **0**
 - a reduction's ``init`` runs once per spatial point (not per reduce iteration)
 - an ``if`` counts its larger branch (a guard usually holds); a block predicate
   (from a split that does not divide) trims the count to the block's iteration domain
@@ -43,7 +48,7 @@ import numpy as np
 
 from ..ir import expr as E
 from ..ir import stmt as S
-from ..ir.dtype import bits_of, element_of, is_float, lanes_of, to_numpy
+from ..ir.dtype import bits_of, element_of, is_float, is_integer, lanes_of, to_numpy
 from ..ir.function import PrimFunc
 from ._program import UnboundSizeError, accessed_params, bind_sizes, buffer_shape, eval_bool, eval_int, prim_func_of
 
@@ -55,48 +60,69 @@ ENUMERATE_LIMIT = 4096
 
 
 def expr_flops(e) -> int:
-    """Floating-point operations of one evaluation of an expression (see the module doc).
+    """Operations of one evaluation of an expression (see the module doc).
 
     >>> from workbench.ir import Var, FloatImm, call
     >>> x = Var("x", "float32")
     >>> expr_flops(call("exp", x - 1.0) * x), expr_flops(call("fma", x, x, x))
     (3, 2)
     """
+    return _count(e, index=False)[0]
+
+
+def _op_cost(dtype: str, reads_data: bool, index: bool) -> int:
+    """Cost of one operation producing (or, for comparisons, comparing) ``dtype``: one per
+    lane for floats, and for integers computed from buffer data outside an index."""
+    if is_float(dtype):
+        return lanes_of(dtype)
+    if reads_data and not index and is_integer(dtype):
+        return lanes_of(dtype)
+    return 0
+
+
+def _count(e, index: bool) -> tuple[int, bool]:
+    """(operations, whether the value involves a buffer load) of ``e``; ``index``: ``e`` is
+    (part of) a buffer index, where integer arithmetic is addressing and costs nothing."""
     if not isinstance(e, E.PrimExpr):
-        return 0
+        return 0, False
     t = type(e)
     if t in (E.Var, E.IntImm, E.FloatImm, E.StringImm):
-        return 0
+        return 0, False
     if isinstance(e, E.BufferLoad):
-        return sum(expr_flops(i) for i in e.indices)
-    if isinstance(e, E.CmpOp):
-        own = lanes_of(e.a.dtype) if is_float(e.a.dtype) else 0
-        return own + expr_flops(e.a) + expr_flops(e.b)
-    if isinstance(e, E.BinaryOp):  # arithmetic, logic
-        own = lanes_of(e.dtype) if is_float(e.dtype) else 0
-        return own + expr_flops(e.a) + expr_flops(e.b)
+        return _sum(e.indices, index=True)[0], True
+    if isinstance(e, (E.CmpOp, E.BinaryOp)):  # comparisons, arithmetic, logic
+        ops, data = _sum((e.a, e.b), index)
+        dtype = e.a.dtype if isinstance(e, E.CmpOp) else e.dtype
+        own = 0 if isinstance(e, E.LogicOp) else _op_cost(dtype, data, index)
+        return own + ops, data
     if isinstance(e, E.Call):
         if e.op == "if_then_else":
-            c, a, b = e.args
-            return expr_flops(c) + max(expr_flops(a), expr_flops(b))
-        args = sum(expr_flops(a) for a in e.args)
-        if e.op in ZERO_COST_CALLS or not is_float(e.dtype):
-            return args
+            c, a, b = (_count(x, index) for x in e.args)
+            return c[0] + max(a[0], b[0]), c[1] or a[1] or b[1]
+        ops, data = _sum(e.args, index)
+        if e.op in ZERO_COST_CALLS:
+            return ops, data
         per = 2 if e.op in ("fma", "llvm.fma", "llvm.fmuladd") else 1
-        return per * lanes_of(e.dtype) + args
+        return per * _op_cost(e.dtype, data, index) + ops, data
     if isinstance(e, E.Select):
-        return expr_flops(e.condition) + expr_flops(e.true_value) + expr_flops(e.false_value)
-    if isinstance(e, E.Cast):
-        return expr_flops(e.value)
+        return _sum((e.condition, e.true_value, e.false_value), index)
+    if isinstance(e, (E.Cast, E.Broadcast)):
+        return _count(e.value, index)
     if isinstance(e, E.Not):
-        return expr_flops(e.a)
+        return _count(e.a, index)
     if isinstance(e, E.Let):
-        return expr_flops(e.value) + expr_flops(e.body)
+        return _sum((e.value, e.body), index)
     if isinstance(e, E.Ramp):
-        return expr_flops(e.base) + expr_flops(e.stride)
-    if isinstance(e, E.Broadcast):
-        return expr_flops(e.value)
-    return 0
+        return _sum((e.base, e.stride), index)
+    return 0, False
+
+
+def _sum(exprs, index: bool) -> tuple[int, bool]:
+    ops, data = 0, False
+    for x in exprs:
+        o, d = _count(x, index)
+        ops, data = ops + o, data or d
+    return ops, data
 
 
 class _Counter:
@@ -112,7 +138,7 @@ class _Counter:
         return m(s, env)
 
     def s_BufferStore(self, s: S.BufferStore, env):
-        return expr_flops(s.value) + sum(expr_flops(i) for i in s.indices)
+        return expr_flops(s.value) + _sum(s.indices, index=True)[0]
 
     def s_Evaluate(self, s: S.Evaluate, env):
         return expr_flops(s.value)
@@ -225,7 +251,8 @@ def _func_and_env(obj, args, sizes, what: str) -> tuple[PrimFunc, dict]:
 
 
 def count_flops(func: Any, args: Sequence | None = None, sizes: Mapping | None = None) -> int:
-    """Floating-point operations of one run of a tensor program, derived from its IR.
+    """Operations of one run of a tensor program (floating-point, and integer arithmetic on
+    data values), derived from its IR.
 
     ``func`` is a PrimFunc, an IRModule holding one, a Schedule or a built function.
     Symbolic sizes take their values from ``args`` (the arrays of a call, one per

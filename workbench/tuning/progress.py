@@ -63,8 +63,9 @@ class Progress:
                  file: TextIO | None = None):
         if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
             raise ValueError(f"Progress: total must be a number of trials >= 0 or None, got {total!r}")
-        if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
-            raise ValueError(f"Progress: time_budget must be a positive number of seconds or None, got {time_budget!r}")
+        if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(time_budget, (int, float))
+                                        or not time_budget >= 0):
+            raise ValueError(f"Progress: time_budget must be a number of seconds >= 0 or None, got {time_budget!r}")
         self.total, self.time_budget = total, time_budget
         self.history: list[Point] = []
         self.min_interval = min_interval

@@ -105,8 +105,11 @@ def tune(func, target="llvm", *, trials: int | None = None, time_budget: float |
     """Search schedules of ``func`` (a PrimFunc, an IRModule with one, or a Schedule's current program)
     for ``target`` and return a :class:`TuneResult`.
 
-    ``trials`` new measurements and/or ``time_budget`` seconds (default: 64 trials);
-    ``database`` a JSON-lines file (or :class:`Database`) to resume from and append to;
+    ``trials`` new measurements and/or ``time_budget`` seconds (default: 64 trials; ``trials=0``
+    or ``time_budget=0`` measures nothing: the result is what ``database`` holds, its ``best``
+    the best record, so ``wb.tune(f, trials=0, database="tuning.jsonl").best.schedule`` reuses
+    an earlier search); ``database`` a JSON-lines file (or :class:`Database`) to resume from and
+    append to;
     ``runner`` measures (default: a :class:`~workbench.tuning.measure.LocalRunner`, closed at
     the end); ``space`` is None (the schedule rules), a schedule function ``fn(sch)`` with
     sampling primitives, or a :class:`~workbench.tuning.space.SearchSpace`; ``strategy``
@@ -118,7 +121,10 @@ def tune(func, target="llvm", *, trials: int | None = None, time_budget: float |
     func = _prim_func(func)
     if trials is None and time_budget is None:
         trials = 64
+    _check_limits(trials, time_budget)
     db = database if isinstance(database, Database) or database is None else Database(database)
+    if trials == 0 or time_budget == 0:
+        return _from_database(func, target, db)
     own_runner = runner is None
     if own_runner:
         from .measure import LocalRunner
@@ -132,6 +138,23 @@ def tune(func, target="llvm", *, trials: int | None = None, time_budget: float |
         bar.close()
         if own_runner:
             runner.close()
+    return TuneResult(func, str(target), measured)
+
+
+def _check_limits(trials, time_budget) -> None:
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 0):
+        raise ValueError(f"wb.tune: trials must be a number of measurements >= 0 or None, got {trials!r}")
+    if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(time_budget, (int, float))
+                                    or not time_budget >= 0):
+        raise ValueError(f"wb.tune: time_budget must be a number of seconds >= 0 or None, got {time_budget!r}")
+
+
+def _from_database(func: PrimFunc, target, db: Database | None) -> TuneResult:
+    """No measurement (trials=0 or time_budget=0): the database's records of ``func`` on ``target``."""
+    if db is None:
+        raise ValueError("wb.tune with trials=0 or time_budget=0 measures nothing and only loads the best "
+                         "record: give database= (the file of an earlier search)")
+    measured = run_search(func, target, runner=None, trials=0, database=db)
     return TuneResult(func, str(target), measured)
 
 

@@ -119,3 +119,55 @@ def test_a_dataflow_variable_as_the_function_result_is_refused():
             with bb.dataflow():
                 c = bb.emit(wb.op.exp(x))
             bb.emit_func_output(c)
+
+
+def test_emit_te_reuses_an_identical_program():
+    x = Var("x", wb.Tensor(("n", 8), "float32"))
+    ws = [Var(f"w{k}", wb.Tensor((8, 8), "float32")) for k in range(3)]
+    bs = [Var(f"b{k}", wb.Tensor((8,), "float32")) for k in range(3)]
+    bb = BlockBuilder()
+    with bb.function("main", [x, *ws, *bs]):
+        with bb.dataflow():
+            h = x
+            for w, b in zip(ws, bs):                 # three identical layers: one program each kind
+                h = bb.emit_te(te_relu, bb.emit_te(te_linear, h, w, b))
+            other = bb.emit_te(te_linear, h, ws[0], bs[0], primfunc_name_hint="proj")   # hint aside: reused
+            gv = bb.emit_output(other)
+        bb.emit_func_output(gv)
+    mod = bb.get()
+    assert list(mod.prim_funcs) == ["te_linear", "te_relu"]   # was te_linear, te_relu, te_linear1, ... (6 + 1)
+    calls = [b.value.op.name for blk in mod["main"].body.blocks for b in blk.bindings
+             if getattr(b.value, "is_call_tir", False)]
+    assert calls == ["te_linear", "te_relu"] * 3 + ["te_linear"]
+    verify_graph(mod)
+    n = 5
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s, dtype="float32") for s in [(n, 8)] + [(8, 8)] * 3 + [(8,)] * 3]
+    got = wb.VirtualMachine(wb.build(mod, target="llvm"))["main"](*arrays)
+    h = arrays[0]
+    for w, b in zip(arrays[1:4], arrays[4:7]):
+        h = np.maximum(h @ w.T + b, 0)
+    np.testing.assert_allclose(got, h @ arrays[1].T + arrays[4], rtol=1e-5, atol=1e-5)
+
+
+def test_emit_te_keeps_different_programs_apart():
+    x = Var("x", wb.Tensor((4, 8), "float32"))
+    y = Var("y", wb.Tensor((4, 6), "float32"))
+    bb = BlockBuilder()
+    with bb.function("main", [x, y]):
+        with bb.dataflow():
+            a = bb.emit_te(te_relu, x)
+            b = bb.emit_te(te_relu, y)                # another shape: another program
+            gv = bb.emit_output((a, b))
+        bb.emit_func_output(gv)
+    assert list(bb.get().prim_funcs) == ["te_relu", "te_relu1"]
+
+
+def test_function_displays_its_graph_like_a_module(monkeypatch):
+    fn = build_mlp()["main"]
+    bundle = fn._repr_mimebundle_()
+    assert bundle["text/plain"] == fn.script()
+    assert "wb-static-graph-view" in bundle["text/html"]          # was text only: no graph view
+    assert bundle["text/html"] == wb.IRModule({"main": fn})._repr_mimebundle_()["text/html"]
+    monkeypatch.setitem(__import__("sys").modules, "workbench.viz", None)   # viewer missing: the script
+    assert fn._repr_mimebundle_() == {"text/plain": fn.script()}

@@ -69,6 +69,7 @@ class BlockBuilder:
     def __init__(self, mod: IRModule | None = None):
         self._functions: dict[str, Any] = dict(mod.functions) if mod is not None else {}
         self._frame: _FunctionFrame | None = None
+        self._program_hashes: dict[str, tuple[PrimFunc, int]] = {}  # name -> (program, hash without its name)
 
     # scopes ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -167,7 +168,9 @@ class BlockBuilder:
 
     def emit_te(self, te_func: Callable, *args, primfunc_name_hint: str | None = None, **kwargs) -> Var:
         """Call ``te_func`` on ``te.placeholder`` s of the graph arguments' types, add the tensor program
-        (``create_prim_func``) to the module under a unique name, and emit ``call_tir`` of it.
+        (``create_prim_func``) to the module under a unique name, and emit ``call_tir`` of it. A program
+        identical to one already in the module (structural hash and equality) is not added again: the
+        call uses the existing one (30 identical per-layer kernels are one program, compiled once).
 
         Graph values among ``args``/``kwargs`` (also inside lists) become placeholders and the call's
         arguments, in order; anything else is passed to ``te_func`` as it is.
@@ -207,7 +210,8 @@ class BlockBuilder:
                                     f"or a list of them, got {type(out).__name__}")
         name = self._unique_name(_hint_of(te_func, primfunc_name_hint))
         prim = create_prim_func([*holders, *outs], name=name)
-        self._functions[name] = prim
+        name = self._same_program(prim) or name
+        self._functions.setdefault(name, prim)
         types = [TensorType(tuple(o.shape), o.dtype) for o in outs]
         out_type = types[0] if not isinstance(out, (list, tuple)) else TupleType(tuple(types))
         return Call(GlobalVar(name), tuple(graph_args), None, out_type)
@@ -251,6 +255,23 @@ class BlockBuilder:
         self._functions[name] = func
         return GlobalVar(name)
 
+    def _same_program(self, prim: PrimFunc) -> str | None:
+        """The name of a tensor program of the module identical to ``prim`` (structural hash, then
+        equality; names aside), or None."""
+        from ..structural import structural_equal, structural_hash
+
+        anonymous = _anonymous(prim)
+        key = structural_hash(anonymous)
+        for name, func in self._functions.items():
+            if not isinstance(func, PrimFunc):
+                continue
+            known = self._program_hashes.get(name)
+            if known is None or known[0] is not func:
+                known = self._program_hashes[name] = (func, structural_hash(_anonymous(func)))
+            if known[1] == key and structural_equal(_anonymous(func), anonymous):
+                return name
+        return None
+
     def _unique_name(self, hint: str) -> str:
         base = hint if hint.isidentifier() else "func"
         name, k = base, 1
@@ -264,6 +285,11 @@ class BlockBuilder:
         if self._frame is not None and not self._frame.done:
             raise BlockBuilderError(f"bb.get(): function {self._frame.name!r} is still being built")
         return IRModule(dict(self._functions))
+
+
+def _anonymous(prim: PrimFunc) -> PrimFunc:
+    """``prim`` under a fixed name, to compare programs whatever they are called."""
+    return prim.with_attr("global_symbol", "_")
 
 
 def _hint_of(te_func, hint: str | None) -> str:

@@ -449,7 +449,17 @@ class Function(Node):
         return self.replace(attrs=FrozenDict(attrs))
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/plain": self.script()}
+        """Jupyter display: the graph view of ``IRModule({name: self})`` (as a module with this function
+        shows), its text the function's script; the script alone when the viewer is not installed."""
+        from ..function import IRModule
+
+        try:
+            from ...viz import mimebundle
+        except ImportError:
+            return {"text/plain": self.script()}
+        bundle = dict(mimebundle(IRModule({self.name: self})))
+        bundle["text/plain"] = self.script()
+        return bundle
 
 
 __all__ = ["Expr", "Var", "DataflowVar", "Constant", "Op", "GlobalVar", "ExternFunc", "Call", "Tuple",
