@@ -62,3 +62,98 @@ def test_cache_index_merges_the_same_computation():
         out = np.full((8, 8), np.nan, "float32")
         run(a, out)
         np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_reverse_compute_inline_of_a_block_with_a_second_writer_is_refused():
+    """Fuzzer 1205007015:conv2d. After decompose_padding, conv2d_pad is written by the padding block and by
+    conv2d_pad; reverse-inlining conv2d_pad into x_local moved its stores ahead of the padding block's zeros,
+    which then overwrote them."""
+    case = op_library.OPS["conv2d"]()
+    sch = wb.Schedule(case.func)
+    b = sch.get_block("conv2d_pad")
+    sch.decompose_padding(b, sch.get_loops(b)[-1])
+    sch.cache_read(b, 0, "local")
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match="conv2d_pad_pad_const also writes conv2d_pad"):
+        sch.reverse_compute_inline(b)
+    assert sch.func is before
+    _run_both(sch.func, case)
+
+
+def test_reverse_compute_inline_of_the_sole_writer_still_applies():
+    A = te.placeholder((8,), name="A")
+    B = te.compute((8,), lambda i: A[i] * 2.0, name="B")
+    C = te.compute((8,), lambda i: B[i] + 1.0, name="C")
+    sch = wb.Schedule(wb.create_prim_func([A, C]))
+    sch.reverse_compute_inline(sch.get_block("C"))
+    a = np.random.default_rng(0).standard_normal(8).astype("float32")
+    for run in (lambda *x: evaluate(sch.func, *x), wb.build(sch.func, target="llvm")):
+        out = np.full((8,), np.nan, "float32")
+        run(a, out)
+        np.testing.assert_allclose(out, a * 2 + 1, rtol=1e-6)
+
+
+def _blockized_row_sum():
+    A = te.placeholder((4, 16), name="A")
+    k = te.reduce_axis((0, 16), name="k")
+    B = te.compute((4,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    sch = wb.Schedule(wb.create_prim_func([A, B]))
+    sch.blockize(sch.get_loops(sch.get_block("B"))[0])
+    return sch
+
+
+def test_reindex_write_of_an_update_whose_init_was_lifted_is_refused():
+    """Fuzzer 1205003694:layer_norm. The inner block of a blockized reduction accumulates into B without an
+    init (the init is the outer block's), and its reads leave B out; a write copy started from garbage."""
+    sch = _blockized_row_sum()
+    before = sch.func
+    b = sch.get_block("B")
+    with pytest.raises(wb.ScheduleError, match="reads B before writing it and has no init"):
+        sch.reindex(b, ("write", 0))
+    assert sch.func is before
+    a = np.random.default_rng(0).standard_normal((4, 16)).astype("float32")
+    for run in (lambda *x: evaluate(sch.func, *x), wb.build(sch.func, target="llvm")):
+        out = np.full((4,), np.nan, "float32")
+        run(a, out)
+        np.testing.assert_allclose(out, a.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_reindex_write_of_a_reduction_with_its_init_still_applies():
+    A = te.placeholder((4, 16), name="A")
+    k = te.reduce_axis((0, 16), name="k")
+    B = te.compute((4,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    sch = wb.Schedule(wb.create_prim_func([A, B]))
+    sch.reindex(sch.get_block("B"), ("write", 0))
+    a = np.random.default_rng(0).standard_normal((4, 16)).astype("float32")
+    for run in (lambda *x: evaluate(sch.func, *x), wb.build(sch.func, target="llvm")):
+        out = np.full((4,), np.nan, "float32")
+        run(a, out)
+        np.testing.assert_allclose(out, a.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def _fuzz_module():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_schedules.py"
+    spec = importlib.util.spec_from_file_location("fuzz_schedules", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod   # dataclasses look their module up while the file runs
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fuzzer_accepts_the_inf_cast_error_of_a_narrowing_dtype_change():
+    """Fuzzer 1205000535:max_pool2d: unsafe_set_dtype of the -inf padded buffer to int32 makes the
+    interpreter refuse the cast; that is a changed value (unchecked after narrowing), not a bug."""
+    fuzz = _fuzz_module()
+    prog = fuzz.program("max_pool2d")
+    sch = wb.Schedule(prog.func)
+    sch.unsafe_set_dtype(sch.get_block("max_pool2d_pad"), 0, "int32")
+    trace = str(sch.trace)
+    checked = fuzz.check_program(prog, prog.func, sch.func, {}, trace, values=True)
+    assert any(f["kind"] == "interp-error" and "cannot cast -inf" in f["message"] for f in checked)
+    assert fuzz.check_program(prog, prog.func, sch.func, {}, trace, values=False) == []
+    nan_cast = {"kind": "interp-error", "message": "InterpreterError: cannot cast nan to int32 (is an ...)"}
+    assert not fuzz._is_value_failure(nan_cast)   # an uninitialised read stays a failure

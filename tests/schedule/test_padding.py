@@ -443,3 +443,17 @@ def main(a: wb.Buffer((8, 5), "float32"), m: wb.Buffer((8, 5), "float32")):
 ''')
     sch = wb.Schedule(func)
     refused(sch, sch.pad_einsum, sch.get_block("m"), [1, 4], exc=NonAffineBindingError, match=match)
+
+
+def test_pad_einsum_of_a_copy_block_pad_einsum_made_stays_in_bounds():
+    # fuzzer 1205001407:multiply: padding the block `a_pad` (which reads `a` only under `v0 < 4` over 8 rows)
+    # copied `a` over all 8 rows into a 4-row buffer, reading and writing out of bounds.
+    a = te.placeholder((4, 3), name="a")
+    m = te.compute((4, 3), lambda i, j: a[i, j] * 2.0, name="multiply")
+    sch = wb.Schedule(wb.create_prim_func([a, m]))
+    sch.pad_einsum(sch.get_block("multiply"), [8, 1])
+    sch.pad_einsum(sch.get_block("a_pad"), [8, 2])
+    assert _shapes(sch)["a_pad_1"] == (8, 4)
+    x = _randn(4, 3)
+    for out in _run_both(sch.func, [x], (4, 3)):
+        np.testing.assert_allclose(out, x * 2.0, rtol=1e-6)

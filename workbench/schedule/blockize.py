@@ -192,6 +192,9 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
     outer_pred, inner_terms = split_predicate(realize.predicate, in_vars(inner_vars))
     outer_pred = logical_and(outer_pred, *_outer_guards(inner_terms, outer_loops, inner_loops))
     an = Analyzer()
+    loop_an = Analyzer()
+    for v, r in doms.items():
+        loop_an.bind(v, r)
     outer_ivs, outer_vals, inner_ivs, inner_vals = [], [], [], []
     vmap = {}
     taken_vars = {iv.var.name for iv in block.iter_vars}
@@ -204,7 +207,10 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
         if dom_extent is not None:  # a non-dividing split: the outer part stays in the axis' domain
             oe = min(oe, -(-dom_extent // ie))
         dt = iv.var.dtype
+        base = 0  # what the new axes leave out: a part's lowest value, e.g. 3 for loop i in wb.serial(3, 6)
         if oe != 1:
+            o, o_low = _from_zero(o, loop_an)
+            base += o_low * ie
             vo = Var(fresh_name(iv.var.name + "_o", taken_vars), dt)
             taken_vars.add(vo.name)
             outer_ivs.append(IterVar(vo, Range(IntImm(0, dt), IntImm(oe, dt)), iv.iter_type))
@@ -213,6 +219,8 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
         else:
             o_term = o
         if ie != 1 or preserve_unit_iters and _uses_inner(i, inner_vars):
+            i, i_low = _from_zero(i, loop_an)
+            base += i_low
             vi = Var(fresh_name(iv.var.name + "_i", taken_vars), dt)
             taken_vars.add(vi.name)
             inner_ivs.append(IterVar(vi, Range(IntImm(0, dt), IntImm(ie, dt)), iv.iter_type))
@@ -220,7 +228,8 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
             i_term = vi
         else:
             i_term = i
-        vmap[iv.var] = an.simplify(o_term * ie + i_term) if ie != 1 else an.simplify(o_term + i_term)
+        whole = o_term * ie + i_term if ie != 1 else o_term + i_term
+        vmap[iv.var] = an.simplify(whole + IntImm(base, dt) if base else whole)
     for iv in outer_ivs + inner_ivs:
         an.bind(iv.var, iv.dom)
     new_inner = Block(block.name, tuple(inner_ivs), substitute(block.reads, vmap), substitute(block.writes, vmap),
@@ -241,6 +250,15 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
     outer = refresh_clamped(Block(outer_name, tuple(outer_ivs), (), (), body, outer_init))
     outer_realize = BlockRealize(tuple(outer_vals), outer_pred, outer)
     return Outcome(func=rebuild(sch.func, anc, f_loop, outer_realize), outputs=("block", outer_name))
+
+
+def _from_zero(part: PrimExpr, loop_an: Analyzer) -> tuple[PrimExpr, int]:
+    """``(part - low, low)`` where ``low`` is the lowest value of a divided binding part over its loops, so that
+    the new axis bound to it starts at 0 even under a loop with a non-zero min (``wb.serial(3, 6)``)."""
+    low = loop_an.const_int_bound(part).min_value
+    if not isinstance(low, int) or low == 0:
+        return part, 0
+    return loop_an.simplify(part - low), low
 
 
 def _outer_guards(terms: list, outer_loops: list[For], inner_loops: list[For]) -> list[PrimExpr]:

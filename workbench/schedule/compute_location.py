@@ -979,6 +979,7 @@ def reverse_compute_inline(sch, block) -> Outcome:
     if others:
         raise InlineError(f"cannot reverse-inline block {name}: block {others[0]} also reads {buf.name}",
                           node=realize)
+    _check_sole_writer(idx, realize, store.buffer)
     _check_producer_store(p_real, p_store)
     first = _single_load_index(realize, store, buf)
     inverse = inverse_affine_map(first, {iv.var: iv.dom for iv in blk.iter_vars})
@@ -998,6 +999,16 @@ def reverse_compute_inline(sch, block) -> Outcome:
     nb = refresh_regions(p_blk.replace(body=new_store))
     func = replace_many(sch.func, {id(realize): None, id(p_real): p_real.replace(block=nb)})
     return Outcome(func=_drop_alloc(func, buf))
+
+
+def _check_sole_writer(idx, realize: BlockRealize, out) -> None:
+    """The consumer must be the only block writing its output (a complete block, as in TVM): its
+    stores move to the producer's place, ahead of any other writer that ran between them."""
+    name = realize.block.name
+    others = [w for w in buffer_users(idx, out)[0] if w != name]
+    if others:
+        raise InlineError(f"cannot reverse-inline block {name}: block {others[0]} also writes {out.name}, so "
+                          f"moving {name}'s stores to its producer would reorder the writes", node=realize)
 
 
 def _check_producer_store(p_real: BlockRealize, p_store: BufferStore) -> None:

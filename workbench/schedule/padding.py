@@ -167,14 +167,26 @@ def _check_no_division(realize: BlockRealize, ein: _Einsum) -> None:
                              "is 0 at padded points", node=realize)
 
 
-def _padded_buffer(buf: Buffer, indices, padded: dict, taken: set) -> Buffer | None:
-    """The padded copy of ``buf`` (None when no dimension is indexed by a padded variable)."""
+def _padded_buffer(buf: Buffer, indices, padded: dict, box: dict, taken: set, an: Analyzer) -> Buffer | None:
+    """The padded copy of ``buf`` (None when no dimension is indexed by a padded variable). A dimension indexed by
+    an unpadded variable keeps its extent unless the block's box of that variable runs past it (a block that reads
+    ``buf`` only under a guard, as a padding block does): the copy then spans the box."""
     if not any(isinstance(i, Var) and i in padded for i in indices):
         return None
-    shape = tuple(padded[i] if isinstance(i, Var) and i in padded else dim for i, dim in zip(indices, buf.shape))
+    shape = tuple(padded[i] if isinstance(i, Var) and i in padded else _spanned_extent(i, dim, box, an)
+                  for i, dim in zip(indices, buf.shape))
     name = fresh_name(f"{buf.name}_pad", taken)
     taken.add(name)
     return Buffer(name, shape, buf.dtype, scope=buf.scope)
+
+
+def _spanned_extent(index, dim: PrimExpr, box: dict, an: Analyzer) -> PrimExpr:
+    """``dim``, or the end of the box of ``index`` when that box may run past ``dim``."""
+    if not isinstance(index, Var):
+        return dim
+    start, ext = box[id(index)]
+    end = an.simplify(start + ext)
+    return dim if an.can_prove(end <= dim) else an.simplify(Max(dim, end))
 
 
 def _copy_nest(name: str, box, make_body, taken_loops: set) -> For:
@@ -201,10 +213,12 @@ def _read_copy(src: Buffer, dst: Buffer, indices, read_box: dict, valid_end: dic
     def body(v):
         conds = []
         for d, (i, dim) in enumerate(zip(indices, src.shape)):
-            if not (isinstance(i, Var) and id(i) in valid_end):
+            if not isinstance(i, Var):
                 continue
-            end = valid_end[id(i)]
-            conds.append(v[d] < end)
+            start, ext = read_box[id(i)]
+            end = valid_end.get(id(i), an.simplify(start + ext))
+            if id(i) in valid_end:
+                conds.append(v[d] < end)
             if not an.can_prove(dim >= end):
                 conds.append(v[d] < dim)
         zero = FloatImm(0.0, src.dtype) if not is_integer(src.dtype) else IntImm(0, src.dtype)
@@ -436,14 +450,14 @@ def pad_einsum(sch, block, padding: Sequence[int]) -> Outcome:
     taken = {b.name for b in sch.func.buffer_map.values()}
     for n in idx.order:
         taken |= {b.name for b in idx.block(n).alloc_buffers}
-    new_inputs = {buf: p for buf, ind in ein.inputs.items()
-                  if (p := _padded_buffer(buf, ind, padded, taken)) is not None}
-    out_buf = ein.store.buffer
-    out_pad = _padded_buffer(out_buf, ein.store.indices, padded, taken)
-    _check_neighbours(idx, realize, anc, list(new_inputs), out_buf if out_pad is not None else None)
     write_box = _iteration_box(idx, realize)
     extended = _extend_loops(idx, realize, anc, padded, an)
     read_box, valid_end = _padded_box(idx, realize, write_box, extended, padded)
+    new_inputs = {buf: p for buf, ind in ein.inputs.items()
+                  if (p := _padded_buffer(buf, ind, padded, read_box, taken, an)) is not None}
+    out_buf = ein.store.buffer
+    out_pad = _padded_buffer(out_buf, ein.store.indices, padded, read_box, taken, an)
+    _check_neighbours(idx, realize, anc, list(new_inputs), out_buf if out_pad is not None else None)
     taken_loops = loop_names(sch.func)
     block_names = set(idx.blocks)
     before = []

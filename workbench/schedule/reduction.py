@@ -499,9 +499,10 @@ def _write_back(sch, realize: BlockRealize, f: For, k_rf: int, block_loops: list
         lv = Var(fresh_name(f"ax{len(wb_loops)}", taken_loops), iv.var.dtype)
         taken_loops.add(lv.name)
         vmap[iv.var] = nv
+        lo, extent = _covered(iv, realize, block_loops)
         wb_ivs.append(IterVar(nv, iv.dom, IterType.SPATIAL))
-        wb_vals.append(lv if as_int(iv.dom.min) == 0 else iv.dom.min + lv)
-        wb_loops.append((lv, iv.dom.extent))
+        wb_vals.append(lv if as_int(lo) == 0 else lo + lv)
+        wb_loops.append((lv, extent))
     r_var = Var(fresh_name(f"v{f.loop_var.name}", {iv.var.name for iv in others}), f.loop_var.dtype)
     r_loop = Var(fresh_name(f"ax{len(wb_loops)}", taken_loops), f.loop_var.dtype)
     r_val = r_loop if as_int(f.min) == 0 else f.min + r_loop
@@ -520,6 +521,27 @@ def _write_back(sch, realize: BlockRealize, f: For, k_rf: int, block_loops: list
     for lv, e in reversed(wb_loops):
         nest = For(lv, IntImm(0, lv.dtype), e, ForKind.SERIAL, nest)
     return nest
+
+
+def _covered(iv: IterVar, realize: BlockRealize, block_loops: list[For]) -> tuple[PrimExpr, PrimExpr]:
+    """``(min, extent)`` of the part of the spatial axis ``iv``'s domain that the block computes: the whole
+    domain, or the range of the one loop bound to it when that covers less (a loop of ``wb.serial(2, 6)``
+    after loop_partition). The final reduction must write exactly those elements. Refused otherwise."""
+    blk = realize.block
+    val = realize.iter_values[list(blk.iter_vars).index(iv)]
+    an = Analyzer()
+    for lp in block_loops:
+        an.bind(lp.loop_var, Range(lp.min, lp.extent))
+    dom_lo, dom_ext = as_int(iv.dom.min), as_int(iv.dom.extent)
+    b = an.const_int_bound(val)
+    if dom_lo is None or dom_ext is None or b.min_value <= dom_lo and b.max_value >= dom_lo + dom_ext - 1:
+        return iv.dom.min, iv.dom.extent
+    lo, hi = max(b.min_value, dom_lo), min(b.max_value, dom_lo + dom_ext - 1)
+    if isinstance(val, Var) and any(lp.loop_var is val for lp in block_loops) and hi >= lo:
+        return IntImm(lo, val.dtype), IntImm(hi - lo + 1, val.dtype)
+    raise ScheduleError(f"cannot rfactor block {blk.name}: its spatial axis {iv.var.name} is bound to `{val}`, "
+                        f"which covers only part of the axis' domain, so the final reduction could not tell "
+                        "which elements to write", node=realize)
 
 
 def _initialised_partials(realize: BlockRealize, f: For, r_val: PrimExpr, r_loop: Var, block_loops: list[For],

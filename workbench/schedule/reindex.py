@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..ir.arith import Analyzer
 from ..ir.buffer import Buffer
 from ..ir.expr import BufferLoad, IntImm, PrimExpr, Var, as_int, logical_and
-from ..ir.functor import Mutator, Visitor, collect_vars, substitute
+from ..ir.functor import Mutator, Visitor, collect_vars, post_order_visit, substitute
 from ..ir.stmt import (
     Block,
     BlockRealize,
@@ -193,8 +193,16 @@ def _check_read_in_bounds(blk: Block, buf: Buffer, indices: tuple, what: str, no
                 "bounds", node=node)
 
 
+def _loads_buffer(blk: Block, buf: Buffer) -> bool:
+    """True when the block's body loads ``buf``; looked up in the body, not in ``reads``, which leaves out
+    the accumulator of an update whose init was lifted out (the inner block of a blockized reduction)."""
+    found = []
+    post_order_visit(blk.body, lambda n: found.append(n) if isinstance(n, BufferLoad) and n.buffer is buf else None)
+    return bool(found) or any(r.buffer is buf for r in blk.reads)
+
+
 def _check_no_garbage(blk: Block, buf: Buffer, realize, what: str, redo: str) -> None:
-    if blk.init is None and any(r.buffer is buf for r in blk.reads):
+    if blk.init is None and _loads_buffer(blk, buf):
         raise DependenceError(f"{what}: block {blk.name} reads {buf.name} before writing it and has no init, so "
                               "the new buffer would start with garbage", detail=redo, node=realize)
 

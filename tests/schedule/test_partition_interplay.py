@@ -1,0 +1,49 @@
+"""Primitives applied after loop_partition, whose loops start at a non-zero min (``wb.serial(3, 6)``)."""
+import numpy as np
+
+import workbench as wb
+from workbench import te
+from workbench.ir.interpreter import evaluate
+
+
+def _partitioned_scale():
+    A = te.placeholder((6, 4), "float32", name="A")
+    B = te.compute((6, 4), lambda i, j: A[i, j] * 2.0, name="B")
+    sch = wb.Schedule(wb.create_prim_func([A, B]))
+    sch.loop_partition(sch.get_loops(sch.get_block("B"))[0], factors=[None, 3])
+    return sch
+
+
+def _partitioned_sum():
+    A = te.placeholder((6, 4), "float32", name="A")
+    k = te.reduce_axis((0, 4), name="k")
+    B = te.compute((6,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    sch = wb.Schedule(wb.create_prim_func([A, B]))
+    sch.loop_partition(sch.get_loops(sch.get_block("B"))[0], factors=[2])
+    return sch
+
+
+def _check(func, ref, out_shape):
+    a = np.random.default_rng(0).random((6, 4), dtype=np.float32)
+    for run in (lambda *x: evaluate(func, *x), wb.build(func, target="llvm")):
+        out = np.zeros(out_shape, "float32")
+        run(a, out)
+        np.testing.assert_allclose(out, ref(a), rtol=1e-5)
+
+
+def test_blockize_partitioned_outer_loop():
+    sch = _partitioned_scale()
+    sch.blockize(sch.get_loops(sch.get_block("B_i1"))[0])
+    _check(sch.mod, lambda a: a * 2.0, (6, 4))
+
+
+def test_blockize_inside_partitioned_loop():
+    sch = _partitioned_scale()
+    sch.blockize(sch.get_loops(sch.get_block("B_i1"))[1])
+    _check(sch.mod, lambda a: a * 2.0, (6, 4))
+
+
+def test_rfactor_partitioned_spatial_loop_writes_only_its_part():
+    sch = _partitioned_sum()
+    sch.rfactor(sch.get_loops(sch.get_block("B_i1"))[1], factor_axis=0)
+    _check(sch.mod, lambda a: a.sum(1), (6,))
