@@ -47,3 +47,11 @@ def test_rfactor_partitioned_spatial_loop_writes_only_its_part():
     sch = _partitioned_sum()
     sch.rfactor(sch.get_loops(sch.get_block("B_i1"))[1], factor_axis=0)
     _check(sch.mod, lambda a: a.sum(1), (6,))
+
+
+def test_reindex_write_of_partitioned_loop_copies_back_only_its_part():
+    sch = _partitioned_scale()
+    sch.reindex(sch.get_block("B_i1"), buffer=("write", 0))
+    _check(sch.mod, lambda a: a * 2.0, (6, 4))
+    copy_loop = sch.get_loops(sch.get_block("B_reindex"))[0]
+    assert sch.get(copy_loop).extent.value == 3

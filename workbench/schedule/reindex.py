@@ -10,8 +10,9 @@ single point (the same indices everywhere).
 from __future__ import annotations
 
 from ..ir.arith import Analyzer
+from ..ir.arith.linear import linear
 from ..ir.buffer import Buffer
-from ..ir.expr import BufferLoad, IntImm, PrimExpr, Var, as_int, logical_and
+from ..ir.expr import BufferLoad, IntImm, PrimExpr, Range, Var, as_int, logical_and
 from ..ir.functor import Mutator, Visitor, collect_vars, post_order_visit, substitute
 from ..ir.stmt import (
     Block,
@@ -207,6 +208,49 @@ def _check_no_garbage(blk: Block, buf: Buffer, realize, what: str, redo: str) ->
                               "the new buffer would start with garbage", detail=redo, node=realize)
 
 
+def _single_loop(value: PrimExpr, loops: dict) -> tuple | None:
+    """``(loop, offset)`` where the binding ``value`` is one of the block's loops plus a constant, else None."""
+    lin = linear(value)
+    if lin is None:
+        return None
+    terms = [v for v in lin if v is not None]
+    if len(terms) != 1 or lin[terms[0]] != 1 or id(terms[0]) not in loops:
+        return None
+    return loops[id(terms[0])], lin.get(None, 0)
+
+
+def _copied_ranges(sch, realize: BlockRealize, covered: list, refuse: bool, what: str) -> list[tuple]:
+    """``(min, extent)`` of the values each covered iteration variable takes where the block runs.
+
+    A binding that is a loop of its own plus a constant takes exactly that loop's range (a partitioned loop
+    ``wb.serial(1, 2)`` covers part of the domain); any other binding must be proved to cover the domain
+    from loops that start at 0, else a write is refused (``refuse``) and a read copies the whole domain."""
+    blk = realize.block
+    loops = {id(f.loop_var): f for f in sch.index().loops_of(blk.name)}
+    binding = {id(iv.var): v for iv, v in zip(blk.iter_vars, realize.iter_values)}
+    values = [binding[id(iv.var)] for iv in covered]
+    uses = [[id(v) for v in collect_vars([e]) if id(v) in loops] for e in values]
+    an = Analyzer()
+    dom_map = {f.loop_var: Range.from_min_extent(f.min, f.extent) for f in loops.values()}
+    out = []
+    for k, (iv, value) in enumerate(zip(covered, values)):
+        single = _single_loop(value, loops)
+        shared = any(set(uses[k]) & set(u) for j, u in enumerate(uses) if j != k)
+        if single is not None and not shared:
+            loop, offset = single
+            out.append((an.simplify(loop.min + offset), loop.extent))
+            continue
+        s = an.int_set(value, dom_map)
+        covers = (all(an.can_prove(loops[u].min == 0) for u in uses[k]) and an.can_prove(s.min <= iv.dom.min)
+                  and an.can_prove(s.max >= iv.dom.min + iv.dom.extent - 1))
+        if not covers and refuse:
+            raise DependenceError(f"{what}: the binding `{value}` of {iv.var.name} may not cover its domain "
+                                  f"[{iv.dom.min}, {iv.dom.min + iv.dom.extent}), so the copy back would copy "
+                                  "elements the block never wrote", node=realize)
+        out.append((iv.dom.min, iv.dom.extent))
+    return out
+
+
 @primitive("caching")
 def reindex(sch, block, buffer) -> Outcome:
     """Give one buffer access of a block a copy of the buffer indexed by the block's iteration variables.
@@ -278,12 +322,13 @@ def reindex(sch, block, buffer) -> Outcome:
                               for iv in covered), buf.dtype, scope=buf.scope)
     names = loop_names(sch.func)
     loops, ivs, values = [], [], []
-    for k, iv in enumerate(covered):
+    ranges = _copied_ranges(sch, realize, covered, kind == "write", what)
+    for k, (iv, (lo, extent)) in enumerate(zip(covered, ranges)):
         lv = Var(fresh_name(f"ax{k}", names), iv.var.dtype)
         names.add(lv.name)
-        loops.append((lv, IntImm(0, lv.dtype), iv.dom.extent))
+        loops.append((lv, IntImm(0, lv.dtype), extent))
         ivs.append(IterVar(Var(f"v{k}", iv.var.dtype), iv.dom, IterType.SPATIAL))
-        values.append(lv if as_int(iv.dom.min) == 0 else lv + iv.dom.min)
+        values.append(lv if as_int(lo) == 0 else lv + lo)
     own = tuple(iv.var for iv in ivs)
     theirs = tuple(substitute(e, {iv.var: v for iv, v in zip(covered, own)}) for e in indices)
     true = IntImm(1, "bool")
