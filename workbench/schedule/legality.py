@@ -26,6 +26,14 @@ def is_reduction(block: Block) -> bool:
     return block.init is not None or any(iv.iter_type == IterType.REDUCE for iv in block.iter_vars)
 
 
+def loads_buffer(node, buf) -> bool:
+    """True when the expression or statement ``node`` loads ``buf`` somewhere (looked up in the IR itself,
+    not in a block's declared regions)."""
+    found = []
+    post_order_visit(node, lambda n: found.append(n) if isinstance(n, BufferLoad) and n.buffer is buf else None)
+    return bool(found)
+
+
 def reads_buffer(block: Block, buf) -> bool:
     return any(r.buffer is buf for r in block.reads)
 

@@ -16,11 +16,11 @@ from ..ir.buffer import Buffer
 from ..ir.dtype import is_float, max_value, min_value
 from ..ir.expr import (Add, And, BufferLoad, FloatImm, IntImm, Max, Min, Mul, PrimExpr,
                        Range, Var, as_int, logical_and)
-from ..ir.functor import Visitor, collect_vars, substitute, uses_var
+from ..ir.functor import collect_vars, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, IterVar
 from ..ir.structural import structural_equal
 from .errors import ScheduleArgumentError, ScheduleError
-from .legality import refresh_regions
+from .legality import loads_buffer, refresh_regions
 from .loops import loop_names
 from .state import Outcome
 from .tree import Index, child_blocks, fresh_name, replace_in_stmt, replace_many
@@ -241,19 +241,6 @@ def _same_indices(a, b) -> bool:
     return len(a) == len(b) and all(x is y or structural_equal(x, y) for x, y in zip(a, b))
 
 
-def _loads_buffer(expr: PrimExpr, buf: Buffer) -> bool:
-    found = False
-
-    class _V(Visitor):
-        def visit_BufferLoad(self, e):
-            nonlocal found
-            found = found or e.buffer is buf
-            self.generic_visit(e)
-
-    _V().visit(expr)
-    return found
-
-
 def match_reduction(block: Block) -> tuple[Reducer, PrimExpr] | None:
     """The reducer of ``block`` and the value it folds in (``A[vi, vk]`` for ``B[vi] = B[vi] + A[vi, vk]``,
     either operand order), or None when its init and body are not one store each of that form."""
@@ -266,7 +253,7 @@ def match_reduction(block: Block) -> tuple[Reducer, PrimExpr] | None:
             continue
         for acc, value in ((body.value.a, body.value.b), (body.value.b, body.value.a)):
             if isinstance(acc, BufferLoad) and acc.buffer is body.buffer and \
-                    _same_indices(acc.indices, body.indices) and not _loads_buffer(value, body.buffer):
+                    _same_indices(acc.indices, body.indices) and not loads_buffer(value, body.buffer):
                 return reducer, value
     return None
 

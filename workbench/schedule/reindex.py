@@ -13,7 +13,7 @@ from ..ir.arith import Analyzer
 from ..ir.arith.linear import linear
 from ..ir.buffer import Buffer
 from ..ir.expr import BufferLoad, IntImm, PrimExpr, Range, Var, as_int, logical_and
-from ..ir.functor import Mutator, Visitor, collect_vars, post_order_visit, substitute
+from ..ir.functor import Mutator, Visitor, collect_vars, substitute
 from ..ir.stmt import (
     Block,
     BlockRealize,
@@ -39,7 +39,7 @@ from .caching import (
 )
 from .errors import DependenceError, NotAChainError, ScheduleArgumentError
 from .layout import first_collision, index_map_outputs
-from .legality import buffer_users, refresh_regions
+from .legality import buffer_users, loads_buffer, refresh_regions
 from .loops import _size_vars, loop_names
 from .primitive import primitive
 from .state import Outcome
@@ -197,9 +197,7 @@ def _check_read_in_bounds(blk: Block, buf: Buffer, indices: tuple, what: str, no
 def _loads_buffer(blk: Block, buf: Buffer) -> bool:
     """True when the block's body loads ``buf``; looked up in the body, not in ``reads``, which leaves out
     the accumulator of an update whose init was lifted out (the inner block of a blockized reduction)."""
-    found = []
-    post_order_visit(blk.body, lambda n: found.append(n) if isinstance(n, BufferLoad) and n.buffer is buf else None)
-    return bool(found) or any(r.buffer is buf for r in blk.reads)
+    return loads_buffer(blk.body, buf) or any(r.buffer is buf for r in blk.reads)
 
 
 def _check_no_garbage(blk: Block, buf: Buffer, realize, what: str, redo: str) -> None:
