@@ -1522,6 +1522,10 @@ def main(argv=None) -> int:
     def report_progress(result):
         done["n"] += 1
         done["failed"] += bool(result["failures"])
+        if result["failures"]:   # say it now: a long run may be stopped before its summary
+            f = result["failures"][0]
+            print(f"FAILED --replay {result.get('seed')}:{result.get('program')} {f['kind']}: "
+                  f"{f['message'].splitlines()[0][:200]}", file=sys.stderr, flush=True)
         if done["n"] % 100 == 0:
             print(f"... {done['n']} sequences, {done['failed']} failing", file=sys.stderr, flush=True)
 

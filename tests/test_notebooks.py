@@ -71,6 +71,17 @@ print("WB_CHECK " + json.dumps({
     "naive_status": list(res_naive.table["status"]), "cuda_extra": HAS_CUDA_EXTRA, "gpu": HAS_GPU,
     "wmma_lines": len(wmma_lines), "tc_err": tc_err, "fig": type(fig_bar).__name__}))
 """,
+    "06_llm": """
+import json
+print("WB_CHECK " + json.dumps({
+    "kernel": KERNEL, "unfused": unfused_names, "launches": launches, "hand_err": hand_err,
+    "hand_params": hand_params, "hand_float_weight": hand_float_weight, "same_as_library": bool(same_as_library),
+    "variants": list(res.table["variant"]), "statuses": list(res.table["status"]), "times": times,
+    "text": text, "ids_workbench": ids_workbench, "ids_numpy": ids_numpy, "logits_err": logits_err,
+    "new_tokens": NEW_TOKENS, "answer": answer, "chat_stats": chat_stats,
+    "profile_kernels": list(profile["kernel"]), "profile_share": float(profile["share"].sum()),
+    "fig": type(fig_bar).__name__}))
+""",
     "05_end_to_end_model": """
 import json
 print("WB_CHECK " + json.dumps({
@@ -194,6 +205,30 @@ def test_notebook_runs(path, monkeypatch):
             assert v["tc_err"] < 1e-2, v
         else:
             assert v["tc_err"] is None and "no NVIDIA GPU and driver on this machine" in text
+    elif name == "06_llm":
+        # the fused dequantize-matmul kernel of layer 0's gate projection (decode), scheduled by hand
+        assert v["kernel"].startswith("fused_decode_q4_linear") and "silu" in v["kernel"], v["kernel"]
+        assert [n.startswith(p) for n, p in zip(v["unfused"], ("decode_q4", "linear", "silu"))] == [True] * 3, v
+        assert v["launches"][1] < v["launches"][0], v["launches"]          # FuseOps + FuseTIR on decode
+        assert v["hand_err"] < 1e-4, v["hand_err"]                          # vs gguf dequantize + np.dot
+        assert v["hand_params"][0] == "uint8[1536, 360]", v["hand_params"]  # reads the packed Q4_1 blocks
+        assert not v["hand_float_weight"] and v["same_as_library"], v
+        assert v["variants"] == ["numpy", "unfused (DefaultSchedule)", "fused, DefaultSchedule", "fused, by hand",
+                                 "fused, by hand, SiLU per row"], v["variants"]
+        assert all(s == "ok" for s in v["statuses"]), v["statuses"]          # each checked against numpy
+        assert all(t > 0 for t in v["times"].values()), v["times"]
+        # greedy generation equals the notebook's numpy llama, token for token
+        assert v["logits_err"] < 1e-3, v["logits_err"]
+        assert v["ids_workbench"] == v["ids_numpy"] and len(v["ids_workbench"]) == v["new_tokens"] == 6, v
+        assert v["text"].startswith(" Paris"), v["text"]
+        assert "Paris" in v["answer"], v["answer"]                          # chat, streamed
+        stats = v["chat_stats"]
+        assert stats["generated_tokens"] > 0 and stats["decode_tokens_per_s"] > 0, stats
+        assert stats["prefill_tokens_per_s"] > 0 and stats["prompt_tokens"] > 10, stats
+        assert "fused_decode_q8_linear" in v["profile_kernels"] and abs(v["profile_share"] - 1.0) < 1e-6
+        assert v["fig"] == "Figure" and "image/png" in mimes
+        assert "application/vnd.jupyter.widget-view+json" in mimes         # graph and schedule widgets
+        assert "wb-static-graph-view" in text
     elif name == "05_end_to_end_model":
         assert max(v["mlp_errors"]) < 1e-4, v["mlp_errors"]        # BlockBuilder and nn.Module MLPs vs numpy
         assert v["launches"] == [130, 82] and v["per_layer"] == [20, 13], v   # FuseOps + FuseTIR

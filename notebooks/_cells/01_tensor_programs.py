@@ -55,6 +55,24 @@ matmul
 # loops, the block inside them, and the program text. (In an exported notebook you see
 # a static view of the same thing.)
 #
+# ### How to read this widget
+#
+# - **Left, the loop tree**: each `for` row is one loop with its extent and a coloured
+#   badge for its kind (serial, parallel, vectorized, unrolled, thread-bound; the legend
+#   at the top right). A **block** row shows its iteration variables (`:S` spatial, `:R`
+#   reduction; hover for the loop each is bound to) and the regions it reads and writes.
+# - **Right, the script**: click a row and its lines light up; click a line and its loop
+#   or block is selected. Clicking a selected block again opens every loop inside it.
+# - **Below, the buffers**: name, shape, dtype and memory scope of each buffer.
+# - **Cost heat map** (button over the tree): each loop and block is shaded by its share
+#   of the FLOPs (or of the bytes it loads and stores), counted from the IR.
+# - **Machine code** (button): the optimised LLVM IR and the assembly. Select a loop and
+#   its instructions light up; click an assembly line and its loop is selected. A loop
+#   that was vectorized or unrolled has no instructions of its own: its body's are its.
+#
+# The same numbers are available in Python: `wb.viz.program_cost(func)` and
+# `wb.viz.machine_code(func)`.
+#
 # `print(func.script())` gives the program as text, the **script form**:
 
 # %%
@@ -172,6 +190,17 @@ print(f"{len(instructions)} instructions; the floating-point arithmetic among th
 print("\n".join(ln for ln in instructions if ln.split()[0].startswith(("vfmadd", "vmul", "vadd")))[:1500])
 
 # %% [markdown]
+# Which instructions belong to which loop? `wb.viz.machine_code` builds the program with
+# debug locations and links each assembly line to its loop or block (the widget's
+# "machine code" button shows the same, both ways):
+
+# %%
+mc = wb.viz.machine_code(matmul)
+block_lines = [mc.asm[n][0].strip() for n in mc.lines_of("block-C", "asm")]
+print(f"block C: {len(block_lines)} of {len(mc.asm)} assembly lines, e.g.", block_lines[:4])
+print("FLOPs of block C (2*N*N*N):", wb.viz.program_cost(matmul)["block-C"]["flops"], "=", 2 * N**3)
+
+# %% [markdown]
 # ## 5. How fast is it?
 #
 # `wb.benchmark` checks that variants of one computation agree, then times them on the
@@ -183,6 +212,13 @@ print("\n".join(ln for ln in instructions if ln.split()[0].startswith(("vfmadd",
 res = wb.benchmark({"numpy": lambda a, b, c: np.matmul(a, b, out=c), "built, naive loops": f},
                    target="llvm", min_time=0.1)
 res
+
+# %% [markdown]
+# `wb.viz.benchmark_view` shows the same table with a link from each row to that
+# variant's loop nest, its FLOP heat map and its measured time per run:
+
+# %%
+wb.viz.benchmark_view(res, {"built, naive loops": matmul})
 
 # %% [markdown]
 # The naive loops are far behind numpy. The program computes the right thing, but in a

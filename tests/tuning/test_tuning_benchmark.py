@@ -190,3 +190,21 @@ def test_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_schedule_of_one_function_in_a_module_of_several_is_benchmarked():
+    """A Schedule over function ``f`` of a two-function module builds ``f`` (it built the whole module and
+    failed with "this module holds 2 functions")."""
+    import numpy as np
+
+    import workbench as wb
+    from workbench import te
+
+    A = te.placeholder((8,), "float32", name="A")
+    B = te.compute((8,), lambda i: A[i] * 2.0, name="B")
+    C = te.compute((8,), lambda i: A[i] + 1.0, name="C")
+    mod = wb.IRModule({"f": wb.create_prim_func([A, B]), "g": wb.create_prim_func([A, C])})
+    res = wb.benchmark({"sch": wb.Schedule(mod, func_name="f")}, progress=False, peak=None)
+    row = res.table.iloc[0]
+    assert row["status"] == "ok", row["note"]
+    assert np.isfinite(row["median_ms"]) and row["median_ms"] > 0

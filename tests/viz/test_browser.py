@@ -4,8 +4,9 @@ Starts JupyterLab on 127.0.0.1 (random free port, a token, no browser), opens th
 fixture notebook in a temp dir, runs it, and checks that the widgets render, that
 selecting a loop highlights its script lines (and clicking a line selects its
 node), that choosing another schedule step changes the program shown, that the
-error step marks the offending loop, and that a click on a block in the block
-graph selects it in the loop nest. Screenshots go to ``test-artifacts/``.
+error step marks the offending loop, that a click on a block in the block
+graph selects it in the loop nest, and that the machine code panel links loops and
+assembly lines both ways (with the cost heat map on the tree). Screenshots go to ``test-artifacts/``.
 The server is stopped by its PID at the end, always.
 """
 from __future__ import annotations
@@ -254,6 +255,7 @@ def test_widgets_in_jupyterlab(jupyterlab):
             assert long_view.locator(".wb-line.wb-hl").first.inner_text().find("for i in wb.serial(64)") >= 0
             _shot(long_view, "viz-long-program.png")
             _shot(page, "viz-notebook.png")
+            _check_machine_code(page, sched)
             _check_model_graph(page, model_graph)
             _check_issue15_views(page, jupyterlab, prog, moved, cells)
         except Exception:
@@ -313,6 +315,38 @@ def _check_model_graph(page, view) -> None:
     view.locator("g.node#wbg-layer-2").click()
     view.locator("g.cluster#wbg-cl-layer-2").wait_for()
     _shot(view, "viz-model-graph-expanded.png")
+
+
+def _check_machine_code(page, sched) -> None:
+    """The cost heat map on the loop tree, and the assembly link: a click on a loop lights up its assembly
+    lines; a click on an assembly line selects its loop (issue 15, beyond the anchors)."""
+    sched.scroll_into_view_if_needed()
+    sched.locator(".wb-cost-toggle").click()
+    sched.locator(".wb-row .wb-cost").first.wait_for()
+    assert "100%" in sched.locator(".wb-node-block > .wb-row", has_text="block C").locator(".wb-cost").inner_text() \
+        or "%" in sched.locator(".wb-row .wb-cost").first.inner_text()
+    assert "total" in sched.locator(".wb-cost-note").inner_text()
+    _shot(sched, "viz-cost-heatmap.png")
+    sched.locator(".wb-mc-toggle").click()
+    sched.locator(".wb-mc-asm .wb-mc-line.wb-mc-located").first.wait_for(timeout=60_000)
+    k_row = sched.locator(".wb-row:has(> .wb-label > .wb-var:text-is('k'))")
+    k_row.locator(".wb-label").click()
+    sched.locator(".wb-mc-asm .wb-mc-line.wb-hl").first.wait_for()
+    assert sched.locator(".wb-mc-asm .wb-mc-line.wb-hl").count() >= 3
+    assert "loop k:" in sched.locator(".wb-mc-head").inner_text()
+    _shot(sched, "viz-machine-code-loop.png")
+    # an assembly line of another loop (its counter and branch), or of a block: a click selects it
+    lines = sched.locator(".wb-mc-asm .wb-mc-line.wb-mc-located:not(.wb-hl)")
+    target = next((ln for ln in lines.all() if ln.get_attribute("data-node").startswith("loop-")), lines.first)
+    node, k = target.get_attribute("data-node"), target.get_attribute("data-k")
+    target.click()
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.wb-root')[1].querySelector('.wb-row.wb-sel')?.dataset.id === '{node}'")
+    clicked = sched.locator(f".wb-mc-asm .wb-mc-line[data-k='{k}']")
+    assert "wb-hl" in clicked.get_attribute("class").split()   # the clicked line is one of the selection's
+    _shot(sched, "viz-machine-code-asm-click.png")
+    sched.locator(".wb-mc-toggle").click()
+    sched.locator(".wb-cost-toggle").click()
 
 
 def _wait_step(page, root_index: int, step: int) -> None:

@@ -14,6 +14,7 @@ from . import nn
 from .errors import ModelFileError, UnsupportedArchitectureError
 from .llm import LLM, load_llm
 from .model import Model, compile_module, graph_architectures, load
+from .group_quantize import QuantizationReport, QuantizedModel, accuracy_change, quantize
 from .model_files import Checkpoint, ModelFiles, load_checkpoint, load_weights, locate_model_files
 from .tokenizer import BatchEncoding, Tokenizer, load_tokenizer
 from .weights import load_safetensors, read_safetensors_header
@@ -25,3 +26,4 @@ __all__ = [
     "Tokenizer", "load_tokenizer", "load_safetensors", "read_safetensors_header", "nn", "load", "Model",
     "compile_module", "graph_architectures", "LLM", "load_llm",
 ]
+__all__ += ["quantize", "accuracy_change", "QuantizedModel", "QuantizationReport"]

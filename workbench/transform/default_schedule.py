@@ -15,6 +15,8 @@ possibly a fused chain) is scheduled with the schedule primitives, by the kind o
 * **row-wise chains** (softmax, layer_norm): the last block's outer spatial loops are fused and
   parallel, every producer is computed per row under them (``compute_at``), and the inner spatial
   loops are vectorized;
+* **attention** (the chain ``scaled_dot_product_attention`` legalizes to): per head, keys transposed
+  once, the whole chain computed per tile of query rows (``schedule_attention.py``);
 * **reductions** and **elementwise** blocks left over: outer spatial loops fused and parallel, the
   innermost spatial loop vectorized.
 
@@ -51,6 +53,7 @@ from ..ir.stmt import BlockRealize, For, ForKind, IterType
 from ..schedule.errors import ScheduleError
 from ..schedule.state import Schedule
 from .pass_infra import Pass
+from .schedule_attention import is_attention_kernel, schedule_attention
 
 #: attributes that mark a kernel as already scheduled: DefaultSchedule leaves it alone
 DONE_ATTRS = ("tuned", "scheduled")
@@ -164,6 +167,8 @@ def schedule_kernel(func: PrimFunc, target="llvm") -> PrimFunc:
 
 def _schedule(sch: Schedule, plan: _Plan) -> None:
     _inline_producers(sch)
+    if is_attention_kernel(sch) and _attempt(sch, _schedule_attention, plan):
+        return
     for name in _top_blocks(sch):
         if name in plan.done or not _exists(sch, name):
             continue
@@ -377,6 +382,10 @@ def _schedule_matmul(sch: Schedule, name: str, plan: _Plan) -> None:
     plan.done.update({name, sch.get(block).name})
     if write_back is not None:
         plan.done.add(sch.get(write_back).name)
+
+
+def _schedule_attention(sch: Schedule, plan: _Plan) -> None:
+    plan.done.update(schedule_attention(sch, lambda s, loop: _vectorize(s, loop, plan)))
 
 
 def _pack_transposed_b(sch: Schedule, name: str, plan: _Plan, nr: int) -> None:

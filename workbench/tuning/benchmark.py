@@ -352,7 +352,7 @@ def _prepare(name: str, obj: Any, target, build: Callable) -> _Variant:
     is_ir = isinstance(obj, (PrimFunc, IRModule)) or (func is not None and not callable(obj))
     if is_ir:
         try:
-            fn = build(obj if not isinstance(obj, PrimFunc) else func, target=target)
+            fn = build(obj if isinstance(obj, IRModule) else func, target=target)   # a Schedule: its function
         except Exception as err:
             return _Variant(name, "program", func=func, error=f"build failed: {type(err).__name__}: {err}")
         return _Variant(name, "program", fn=fn, func=func)

@@ -146,6 +146,39 @@ def block_graph(func: Any, widget: bool | None = None):
     return BlockGraphSVG(to_svg(data), data)
 
 
+def machine_code(obj: Any, target: str = "llvm"):
+    """The LLVM IR and assembly of a tensor program (PrimFunc, IRModule or Schedule) for a CPU ``target``,
+    each line linked to its loop or block: ``.ir``, ``.asm`` (``(text, node id)`` pairs),
+    ``.lines_of(node_id, "asm")``, ``.node_of("asm", k)``. The widgets' "machine code" button shows it.
+
+    >>> mc = wb.viz.machine_code(sch, target="llvm -mcpu=znver3")    # doctest: +SKIP
+    >>> [mc.asm[k][0] for k in mc.lines_of("block-C")]              # doctest: +SKIP
+    """
+    from .machine_code import machine_code as build_listing
+
+    return build_listing(obj, target)
+
+
+def program_cost(obj: Any, **kwargs) -> dict:
+    """FLOPs and bytes (loaded + stored) of every loop and block of a tensor program, with their share of
+    the total: what the widgets' cost heat map shows (see ``workbench.viz.cost``)."""
+    from .cost import program_cost as count
+
+    return count(obj, **kwargs)
+
+
+def benchmark_view(result: Any, variants: Any, target: str | None = None, widget: bool | None = None):
+    """``wb.benchmark``'s table with a link from each row to that variant's loop nest, FLOP heat map,
+    measured time and machine code.
+
+    >>> res = wb.benchmark(variants)                         # doctest: +SKIP
+    >>> wb.viz.benchmark_view(res, variants)                 # doctest: +SKIP
+    """
+    from .benchmark_view import benchmark_view as view
+
+    return view(result, variants, target=target, widget=widget)
+
+
 def graph(obj: Any, func_name: str | None = None, widget: bool | None = None):
     """The graph of a model: ``obj`` an IRModule with a graph function, or a loaded ``wb.frontend`` model.
 
@@ -200,7 +233,7 @@ def _graph_display(panes: list, title: str, widget: bool | None):
 
 
 __all__ = [
-    "graph", "graph_diff", "show_pass",
+    "graph", "graph_diff", "show_pass", "machine_code", "program_cost", "benchmark_view",
     "mimebundle", "show", "schedule_view", "block_graph", "in_kernel", "loop_tree", "LoopTree",
     "program_diff", "ProgramDiff", "block_graph_data", "module_graph_data", "to_svg", "highlight_lines",
     "program_payload", "ScheduleData", "WIDGET_MIME",

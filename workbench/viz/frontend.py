@@ -57,8 +57,19 @@ class LoopNest {
     this.codeBox = el("div", "wb-code");
     this.bufBox = el("div", "wb-buffers");
     this.panes.append(this.treeBox, this.codeBox, this.bufBox);
+    this.tools = opts.model ? new Overlays(opts.model, this) : null;
+    if (this.tools) root.append(this.tools.bar);
     root.append(this.panes);
+    if (this.tools) root.append(this.tools.mcBox);
     this.selected = null;
+  }
+
+  subtreeIds(id) {
+    const out = new Set();
+    const walk = (n) => { out.add(n.id); for (const c of n.children || []) walk(c); };
+    const info = this.info && this.info.get(id);
+    if (info) walk(info.node);
+    return out;
   }
 
   setProgram(prog) {
@@ -187,6 +198,7 @@ class LoopNest {
     li.append(row);
     info.li = li;
     info.row = row;
+    if (this.tools) this.tools.decorate(row, n.id);
     const depth = (this.prog.expand_depth === undefined) ? 4 : this.prog.expand_depth;
     row.addEventListener("click", (ev) => {
       if (ev.target === tog) { this.toggle(n.id); return; }
@@ -305,6 +317,136 @@ class LoopNest {
     }
     this.selected = id;
     this.highlight(id, scroll);
+    if (this.tools) this.tools.showSelected(scroll);
+  }
+}
+
+// ---------------------------------------------------------------- cost heat map and machine code
+function fmtCount(x, unit) {
+  const steps = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+  for (const [v, p] of steps) if (x >= v) return (x / v).toFixed(x / v >= 100 ? 0 : 1) + " " + p + unit;
+  return Math.round(x) + " " + unit;
+}
+
+class Overlays {
+  // the toolbar over the loop nest: a FLOP/byte heat map on the tree rows, and the LLVM IR and assembly
+  // of the program with each line linked to its loop or block (both computed in Python when switched on)
+  constructor(model, nest) {
+    this.model = model; this.nest = nest;
+    this.bar = el("div", "wb-tools");
+    this.costBtn = el("button", "wb-btn wb-cost-toggle", "\u25a6 cost heat map");
+    this.metric = el("select", "wb-cost-metric");
+    for (const [k, label] of [["flops", "FLOPs"], ["bytes", "bytes loaded + stored"]]) {
+      const o = el("option", "", label); o.value = k; this.metric.append(o);
+    }
+    this.costNote = el("span", "wb-dim wb-cost-note");
+    this.mcBtn = el("button", "wb-btn wb-mc-toggle", "\u2699 machine code");
+    this.bar.append(this.costBtn, this.metric, this.costNote, this.mcBtn);
+    this.mcBox = el("div", "wb-mc");
+    this.mcHead = el("div", "wb-mc-head");
+    this.irBox = el("div", "wb-mc-list wb-mc-ir");
+    this.asmBox = el("div", "wb-mc-list wb-mc-asm");
+    const cols = el("div", "wb-mc-cols");
+    const colIr = el("div", "wb-mc-col"), colAsm = el("div", "wb-mc-col");
+    colIr.append(el("div", "wb-subtitle", "LLVM IR (optimised)"), this.irBox);
+    colAsm.append(el("div", "wb-subtitle", "assembly"), this.asmBox);
+    cols.append(colIr, colAsm);
+    this.mcBox.append(this.mcHead, cols);
+    const flip = (name) => { model.set(name, !model.get(name)); model.save_changes(); };
+    this.costBtn.addEventListener("click", () => flip("show_cost"));
+    this.mcBtn.addEventListener("click", () => flip("show_machine"));
+    this.metric.addEventListener("change", () => { model.set("cost_metric", this.metric.value); model.save_changes(); });
+    model.on("change:show_cost", () => this.drawCost());
+    model.on("change:cost", () => this.drawCost());
+    model.on("change:cost_metric", () => this.drawCost());
+    model.on("change:show_machine", () => this.drawMachine());
+    model.on("change:machine", () => this.drawMachine());
+    this.drawCost(); this.drawMachine();
+  }
+
+  decorate(row, id) {
+    const old = row.querySelector(".wb-cost");
+    if (old) old.remove();
+    row.style.boxShadow = "";
+    const m = this.model;
+    const c = m.get("show_cost") && ((m.get("cost") || {}).nodes || {})[id];
+    if (!c) return;
+    const metric = m.get("cost_metric") === "bytes" ? "bytes" : "flops";
+    const share = c[metric + "_share"] || 0;
+    const heat = "rgba(239, 68, 68, " + (0.1 + 0.6 * share).toFixed(3) + ")";
+    row.style.boxShadow = "inset " + Math.round(3 + 9 * share) + "px 0 0 " + heat;  // leaves the selection visible
+    const tag = el("span", "wb-cost", fmtCount(c[metric], metric === "bytes" ? "B" : "FLOP") + " \u00b7 "
+                   + Math.round(100 * share) + "%");
+    tag.style.background = heat;
+    tag.title = fmtCount(c.flops, "FLOP") + ", " + fmtCount(c.bytes, "B") + " loaded and stored per run";
+    row.append(tag);
+  }
+
+  drawCost() {
+    const m = this.model, on = m.get("show_cost"), cost = m.get("cost") || {};
+    this.costBtn.classList.toggle("wb-tab-on", !!on);
+    this.metric.style.display = on ? "" : "none";
+    this.metric.value = m.get("cost_metric");
+    let note = "";
+    if (on && cost.error) note = cost.error;
+    else if (on && cost.flops !== undefined) {
+      note = "total " + fmtCount(cost.flops, "FLOP") + ", " + fmtCount(cost.bytes, "B");
+      if (cost.measured_ms !== undefined) note += " \u00b7 measured " + cost.measured_ms.toPrecision(3) + " ms per run ("
+          + cost.gflops.toFixed(1) + " GFLOP/s, " + cost.gbps.toFixed(1) + " GB/s)";
+    }
+    this.costNote.textContent = note;
+    if (!this.nest.info) return;
+    for (const [id, info] of this.nest.info) if (info.row) this.decorate(info.row, id);
+  }
+
+  drawMachine() {
+    const m = this.model, on = m.get("show_machine"), mc = m.get("machine") || {};
+    this.mcBtn.classList.toggle("wb-tab-on", !!on);
+    this.mcBox.style.display = on ? "" : "none";
+    if (!on) return;
+    this.lines = {ir: [], asm: []};
+    for (const [kind, box] of [["ir", this.irBox], ["asm", this.asmBox]]) {
+      box.replaceChildren();
+      const frag = document.createDocumentFragment();
+      (mc[kind] || []).forEach(([text, node], k) => {
+        const row = el("div", "wb-mc-line" + (node ? " wb-mc-located" : ""));
+        row.dataset.node = node; row.dataset.k = String(k);
+        row.append(el("span", "wb-ln", String(k + 1)), el("span", "", text || " "));
+        if (node) row.addEventListener("click", () => { m.set("selected", node); m.save_changes(); });
+        this.lines[kind].push(row);
+        frag.append(row);
+      });
+      box.append(frag);
+    }
+    if (mc.pending) this.mcHead.textContent = "compiling for " + mc.target + " ...";
+    else if (mc.error) this.mcHead.textContent = "no machine code: " + mc.error;
+    else this.showSelected(true);
+  }
+
+  showSelected(scroll) {
+    const mc = this.model.get("machine") || {};
+    if (!this.model.get("show_machine") || !this.lines || mc.pending || mc.error) return;
+    const id = this.nest.selected;
+    const ids = id ? this.nest.subtreeIds(id) : new Set();
+    const counts = {};
+    for (const kind of ["ir", "asm"]) {
+      let first = null, n = 0;
+      for (const row of this.lines[kind]) {
+        const on = ids.has(row.dataset.node);
+        row.classList.toggle("wb-hl", on);
+        if (on) { n++; if (!first) first = row; }
+      }
+      counts[kind] = n;
+      const box = kind === "ir" ? this.irBox : this.asmBox;
+      if (scroll && first) box.scrollTop = Math.max(0, first.offsetTop - 30);  // the list is the offset parent
+    }
+    const info = id && this.nest.info.get(id);
+    const what = info ? (info.node.kind === "loop" ? "loop " + info.node.var : info.node.kind === "block"
+                          ? "block " + info.node.name : info.node.name) : "";
+    this.mcHead.textContent = "target " + mc.target + (what ? " \u00b7 " + what + ": " + counts.ir + " IR lines, "
+        + counts.asm + " assembly lines (click a line to select its loop or block)"
+        : " \u00b7 select a loop or block to light up its lines; click a line to select its loop or block")
+        + (mc.truncated ? " \u00b7 (listings cut)" : "");
   }
 }
 
@@ -355,7 +497,8 @@ function programView(model, root) {
   const graph = el("div", "wb-graphbox");
   body.append(loops, graph);
   root.append(body);
-  const nest = new LoopNest(loops, {colors, onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
+  const nest = new LoopNest(loops, {colors, model: model.get("tools") ? model : null,
+                                    onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
   const show = () => {
     const tab = model.get("tab");
     setTabs(tabBar, tab);
@@ -451,7 +594,8 @@ function scheduleView(model, root) {
   main.append(banner, tabBar, loops, diff, graph);
   body.append(side, main);
   root.append(body);
-  const nest = new LoopNest(loops, {colors, onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
+  const nest = new LoopNest(loops, {colors, model: model.get("tools") ? model : null,
+                                    onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
   const pickNode = (id) => { model.set("tab", "loops"); model.set("selected", id); model.save_changes(); };
   const setStep = (k) => {
     const n = model.get("steps").length;
@@ -661,6 +805,51 @@ function graphView(model, root) {
   model.on("change:program", load);
 }
 
+// ---------------------------------------------------------------- a benchmark's rows, each opening its variant
+function benchView(model, root) {
+  const colors = model.get("colors");
+  const head = el("div", "wb-head");
+  head.append(el("div", "wb-title", model.get("title")), legend(model.get("legend")));
+  root.append(head);
+  const table = el("table", "wb-bench-table");
+  const sub = el("div", "wb-subtitle");
+  const loops = el("div", "wb-loops");
+  root.append(table, sub, loops);
+  const nest = new LoopNest(loops, {colors, model,
+                                    onSelect: (id) => { model.set("selected", id); model.save_changes(); }});
+  const drawRows = () => {
+    table.replaceChildren();
+    const hr = el("tr");
+    for (const h of ["variant", "status", "median ms", "GFLOP/s", "speedup", "note"]) hr.append(el("th", "", h));
+    table.append(hr);
+    for (const r of model.get("rows")) {
+      const tr = el("tr", "wb-bench-row" + (r.variant === model.get("variant") ? " wb-bench-on" : ""));
+      tr.dataset.variant = r.variant;
+      const name = el("td");
+      if (r.program) {
+        const a = el("a", "wb-bench-link", r.variant);
+        a.href = "#"; a.title = "show this variant's loop nest, cost and machine code";
+        name.append(a);
+        tr.addEventListener("click", (ev) => { ev.preventDefault(); model.set("variant", r.variant); model.save_changes(); });
+      } else name.append(el("span", "", r.variant));
+      tr.append(name);
+      for (const k of ["status", "median_ms", "gflops", "speedup", "note"]) tr.append(el("td", "", String(r[k] || "")));
+      table.append(tr);
+    }
+  };
+  const load = () => {
+    const p = model.get("program");
+    sub.textContent = p.title || "";
+    nest.setProgram(p && p.tree ? p : {tree: null, lines: [], marks: {}});
+    drawRows();
+  };
+  load();
+  model.on("change:rows", drawRows);
+  model.on("change:variant", drawRows);
+  model.on("change:program", load);
+  model.on("change:selected", () => nest.select(model.get("selected")));
+}
+
 function render({ model, el: host }) {
   const root = el("div", "wb-root");
   host.append(root);
@@ -669,6 +858,7 @@ function render({ model, el: host }) {
     if (kind === "schedule") scheduleView(model, root);
     else if (kind === "module") moduleView(model, root);
     else if (kind === "graph") graphView(model, root);
+    else if (kind === "bench") benchView(model, root);
     else programView(model, root);
     root.dataset.ready = "1";
   } catch (err) {
@@ -790,10 +980,33 @@ CSS_BASE = r"""
 .wb-gdetail { margin: 6px 0 4px; padding: 4px 6px; border: 1px solid var(--wb-border); border-radius: 4px; }
 .wb-gbinding { display: block; white-space: pre-wrap; word-break: break-all; font-size: 11.5px; margin: 2px 0; }
 .wb-gkernel { margin-top: 4px; }
+/* the cost heat map and the machine code panel */
+.wb-tools { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; margin-bottom: 4px; }
+.wb-cost-metric { font-size: 11.5px; }
+.wb-cost { margin-left: 8px; font-size: 11px; color: var(--wb-fg); border-radius: 3px; padding: 0 4px; font-family: var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace); }
+.wb-mc { margin-top: 6px; }
+.wb-mc-head { color: var(--wb-fg2); margin-bottom: 2px; }
+.wb-mc-cols { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 8px; }
+.wb-mc-col { min-width: 0; }
+.wb-mc-list { max-height: 320px; overflow: auto; background: var(--wb-code-bg); border: 1px solid var(--wb-border);
+  border-radius: 4px; position: relative; font-family: var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace);
+  font-size: 11.5px; line-height: 1.4; }
+.wb-mc-line { white-space: pre; padding-right: 8px; width: max-content; min-width: 100%; color: var(--wb-fg2); }
+.wb-mc-line.wb-mc-located { color: var(--wb-fg); cursor: pointer; }
+.wb-mc-line.wb-mc-located:hover { background: var(--wb-bg2); }
+.wb-mc-line.wb-hl { background: var(--wb-sel); }
+.wb-bench-table { border-collapse: collapse; margin-bottom: 6px; font-size: 12px; }
+.wb-bench-table th { text-align: left; color: var(--wb-fg2); padding: 1px 12px 1px 2px; }
+.wb-bench-table td { padding: 1px 12px 1px 2px; }
+.wb-bench-row { cursor: pointer; }
+.wb-bench-row:hover { background: var(--wb-bg2); }
+.wb-bench-on { background: rgba(59, 130, 246, 0.25); }
+.wb-bench-link { color: var(--wb-accent); }
 /* narrow output areas: one column, the script under the loop nest, the steps above the program */
 @container (max-width: 820px) {
   .wb-gpanes.wb-gpanes-2 { grid-template-columns: minmax(0, 1fr); }
   .wb-panes { grid-template-columns: minmax(0, 1fr); }
+  .wb-mc-cols { grid-template-columns: minmax(0, 1fr); }
   .wb-sched { flex-direction: column; }
   .wb-side { max-width: none; }
   .wb-steps { max-height: 160px; }

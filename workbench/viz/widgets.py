@@ -98,7 +98,66 @@ class _Base(anywidget.AnyWidget):
             self.graph_svg = ""
 
 
-class ProgramWidget(_Base):
+class _CostAndCode(_Base):
+    """The loop nest's two overlays, computed when switched on: the cost heat map (``show_cost``;
+    ``cost_metric`` "flops" or "bytes") and the machine code panel (``show_machine``: the LLVM IR and
+    assembly for ``target``, each line linked to its loop or block). ``measured``: seconds per run
+    from a benchmark, shown with the heat map."""
+
+    tools = t.Bool(True).tag(sync=True)
+    show_cost = t.Bool(False).tag(sync=True)
+    cost_metric = t.Unicode("flops").tag(sync=True)
+    cost = t.Dict().tag(sync=True)
+    show_machine = t.Bool(False).tag(sync=True)
+    machine = t.Dict().tag(sync=True)
+    target = t.Unicode("llvm").tag(sync=True)
+
+    measured: float | None = None
+
+    def _shown(self) -> tuple[Any, Any]:  # overridden: (program, loop tree) on screen
+        raise NotImplementedError
+
+    @t.observe("show_cost")
+    def _on_show_cost(self, change):
+        self._refresh_cost()
+
+    @t.observe("show_machine", "target")
+    def _on_show_machine(self, change):
+        self._refresh_machine()
+
+    def _refresh_overlays(self) -> None:
+        self._refresh_cost()
+        self._refresh_machine()
+
+    def _refresh_cost(self) -> None:
+        if not self.show_cost:
+            return
+        from .cost import cost_payload
+
+        func, tree = self._shown()
+        if not isinstance(func, PrimFunc):
+            self.cost = {"error": "no loop nest to count", "nodes": {}}
+            return
+        self.cost = cost_payload(func, tree=tree, seconds=self.measured)
+
+    def _refresh_machine(self) -> None:
+        if not self.show_machine:
+            return
+        from .machine_code import machine_code
+
+        func, tree = self._shown()
+        if not isinstance(func, PrimFunc):
+            self.machine = {"error": "not a tensor program", "ir": [], "asm": []}
+            return
+        self.machine = {"target": self.target, "ir": [], "asm": [], "pending": True}
+        try:
+            self.machine = machine_code(func, self.target, tree=tree).to_json()
+        except (ValueError, NotImplementedError, RuntimeError) as err:  # say why there is no code
+            self.machine = {"target": self.target, "ir": [], "asm": [],
+                            "error": f"{type(err).__name__}: {err}"}
+
+
+class ProgramWidget(_CostAndCode):
     """The loop nest of a PrimFunc beside its highlighted script, and its block graph.
 
     Select a loop or block by clicking it (or set ``w.selected = "n3"``); its lines
@@ -106,15 +165,22 @@ class ProgramWidget(_Base):
     block there selects it in the loop nest.
     """
 
-    def __init__(self, func: PrimFunc, tab: str = "loops"):
+    def __init__(self, func: PrimFunc, tab: str = "loops", *, cost: bool = False, machine_code: bool = False,
+                 target: str = "llvm", measured: float | None = None):
         if not isinstance(func, PrimFunc):
             raise TypeError(f"ProgramWidget shows a PrimFunc, got {type(func).__name__}")
         self.func = func
         self.tree = loop_tree(func)
+        self.measured = measured
         super().__init__(kind="program", tab=tab, program=_wire(program_payload(func, tree=self.tree)),
-                         title=f"PrimFunc {func.name}")
+                         title=f"PrimFunc {func.name}", target=target, show_cost=cost,
+                         show_machine=machine_code)
+        self._refresh_overlays()
         if tab == "graph" or len(self.tree.blocks()) <= EAGER_GRAPH_BLOCKS:
             self._draw_graph(func)
+
+    def _shown(self) -> tuple[Any, Any]:
+        return self.func, self.tree
 
     @t.observe("tab")
     def _on_tab(self, change):
@@ -130,7 +196,7 @@ class ProgramWidget(_Base):
         return self.tree.script
 
 
-class ScheduleWidget(_Base):
+class ScheduleWidget(_CostAndCode):
     """The steps of a schedule; choosing a step shows the program after it and its diff.
 
     An error (``error=`` or the schedule's last error) is a red last step: choosing
@@ -141,7 +207,8 @@ class ScheduleWidget(_Base):
     step = t.Int(0).tag(sync=True)
     diff = t.Dict().tag(sync=True)
 
-    def __init__(self, sch: Any, error: Any = None, step: int | None = None):
+    def __init__(self, sch: Any, error: Any = None, step: int | None = None, *, cost: bool = False,
+                 machine_code: bool = False, target: str = "llvm", measured: float | None = None):
         self.data = ScheduleData(sch, error)
         n = len(self.data.steps)
         k = n - 1 if step is None else step
@@ -149,11 +216,17 @@ class ScheduleWidget(_Base):
             raise IndexError(f"step {step} does not exist; this schedule has steps 0..{n - 1}")
         prog, diff = self.data.view(k)
         prog = _wire(prog)
+        self.measured = measured
         super().__init__(kind="schedule", title=self.data.title, steps=self.data.steps_json(), step=k,
-                         program=prog, diff=diff)
+                         program=prog, diff=diff, target=target, show_cost=cost, show_machine=machine_code)
+        self._refresh_overlays()
         self._graph_step = -1
         if self.tab == "graph":
             self._refresh_graph()
+
+    def _shown(self) -> tuple[Any, Any]:
+        """The program after the chosen step and its loop tree (the measured time is the last step's)."""
+        return self.data.steps[self.step].program, self.data.tree(self.step)
 
     @t.observe("step")
     def _on_step(self, change):
@@ -161,6 +234,7 @@ class ScheduleWidget(_Base):
         prog, diff = self.data.view(k)
         self.program = _wire(prog)
         self.diff = diff
+        self._refresh_overlays()
         if self.tab == "graph":
             self._refresh_graph()
 

@@ -26,6 +26,7 @@ from ...ir.stmt import (Allocate, AssertStmt, BufferStore, Evaluate, For, ForKin
                         SeqStmt, Stmt)
 from ..lower.allocate import ALIGN, storage_of
 from ..lower.bound_check import PREFIX as BOUNDS_PREFIX
+from .vector_math import VECTOR_MATH_OPS, VectorMath, is_float32_vector
 
 I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
@@ -212,6 +213,8 @@ class ModuleCodegen:
         self._loop_ids = 0
         self._alias_domain: ir.MDValue | None = None
         self._alias_scopes: dict[int, ir.MDValue] = {}
+        #: a ``debug_locations.DebugLocations`` that attaches ``!dbg`` locations to each statement's code (off: None)
+        self.debug_locations = None
 
     # declarations ---------------------------------------------------------
     def declare(self, name: str, ret: ir.Type, args: list) -> ir.Function:
@@ -423,7 +426,11 @@ class _FuncGen:
         if m is None:
             raise CodegenError(f"the LLVM backend cannot compile a {type(s).__name__} statement; "
                                "was the function lowered (blocks removed)?")
-        m(s)
+        if self.cg.debug_locations is None:
+            m(s)
+            return
+        with self.cg.debug_locations.at(s, self.st.fn, self.b):
+            m(s)
 
     def s_SeqStmt(self, s: SeqStmt):
         for x in s.seq:
@@ -992,6 +999,8 @@ class _FuncGen:
 
     def math(self, op, args, t):
         b, cg = self.b, self.cg
+        if op in VECTOR_MATH_OPS and is_float32_vector(t):
+            return VectorMath(b, cg.intrinsic)(op, args[0])
         if op in LLVM_UNARY:
             return b.call(cg.intrinsic(LLVM_UNARY[op], t), args)
         if op in LLVM_BINARY:
@@ -1005,7 +1014,7 @@ class _FuncGen:
             return b.fdiv(self._fconst(t, 1.0), s)
         if op == "sigmoid":
             x = args[0]
-            ex = b.call(cg.intrinsic("llvm.exp", t), [b.fneg(x)])
+            ex = self.math("exp", [b.fneg(x)], t)
             return b.fdiv(self._fconst(t, 1.0), b.fadd(self._fconst(t, 1.0), ex))
         if op in LIBM_UNARY or op in LIBM_BINARY:
             st = t.element if isinstance(t, ir.VectorType) else t

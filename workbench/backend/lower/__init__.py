@@ -9,7 +9,7 @@ watch lowering happen:
 >>> A = te.placeholder((8, 8), "float32", name="A")
 >>> B = te.compute((8, 8), lambda i, j: A[i, j] * 2.0, name="B")
 >>> [p.name for p in pipeline_for()][:3]
-['lower_blocks', 'compact_buffers', 'simplify']
+['lower_blocks', 'hoist_tail_guards', 'compact_buffers']
 >>> for name, f in lower(wb.create_prim_func([A, B]), stages=True):
 ...     pass  # print(name); print(f.script())
 
@@ -29,6 +29,7 @@ from .blocks import lower_blocks
 from .bound_check import insert_bound_checks
 from .compact import compact_buffers
 from .flatten import flatten_buffers
+from .hoist_tail_guards import hoist_tail_guards
 from .parallel import ParallelWarning, lower_parallel
 from .simplify import simplify
 from .unroll import unroll
@@ -82,7 +83,8 @@ def pipeline_for(target=None, *, checks: bool = False) -> list[Pass]:
     ['insert_bound_checks', 'flatten_buffers', 'simplify_flat', 'split_host_device', 'lower_parallel', 'plan_allocations']
     """
     tgt = None if target is None else Target(target)
-    out = [Pass("lower_blocks", lower_blocks), Pass("compact_buffers", compact_buffers), Pass("simplify", simplify),
+    out = [Pass("lower_blocks", lower_blocks), Pass("hoist_tail_guards", hoist_tail_guards),
+           Pass("compact_buffers", compact_buffers), Pass("simplify", simplify),
            Pass("unroll", unroll), Pass("vectorize", vectorize)]
     if checks:
         out.append(Pass("insert_bound_checks", insert_bound_checks))
@@ -128,4 +130,5 @@ def lower(func, target=None, *, stages: bool = False, checks: bool = False):
 
 
 __all__ = ["lower", "Pass", "pipeline_for", "keep_on_host", "register_host_device_split", "lower_blocks",
+           "hoist_tail_guards",
            "compact_buffers", "simplify", "unroll", "vectorize", "insert_bound_checks", "flatten_buffers", "lower_parallel", "plan_allocations", "VectorizeWarning", "ParallelWarning"]

@@ -10,7 +10,7 @@ One module per family:
 - ``manipulate``: reshape, permute_dims, expand_dims, squeeze, concat, split, strided_slice, take, embedding
 - ``reduce``: sum, mean, max
 - ``attention``: scaled_dot_product_attention
-- ``quant``: decode_q4, decode_q8 (GGUF block-quantized weights, packed -> float32)
+- ``quant``: decode_q4, decode_q8 (GGUF block-quantized weights), decode_q4f32 (group-quantized q4f32_1), packed -> float32
 
 >>> from workbench.ir.graph.op import get_op, list_ops
 >>> "softmax" in list_ops(), get_op("matmul").pattern

@@ -117,10 +117,10 @@ def _legalize(tensors, attrs):
             s = te.if_then_else(j <= i + (Skv - Sq), s, te.min_value(f32))
         return s
 
-    logits = te.compute(shape, logit, name="attention_logits")
+    # the scaled, masked scores are recomputed where they are read (max, then exp): no buffer of their own
     j1 = te.reduce_axis(Skv, name="j")
-    mx = te.compute((B, H, Sq), lambda b, h, i: te.max(logits[b, h, i, j1], axis=j1), name="attention_max")
-    ex = te.compute(shape, lambda b, h, i, j: te.exp(logits[b, h, i, j] - mx[b, h, i]), name="attention_exp")
+    mx = te.compute((B, H, Sq), lambda b, h, i: te.max(logit(b, h, i, j1), axis=j1), name="attention_max")
+    ex = te.compute(shape, lambda b, h, i, j: te.exp(logit(b, h, i, j) - mx[b, h, i]), name="attention_exp")
     j2 = te.reduce_axis(Skv, name="j")
     total = te.compute((B, H, Sq), lambda b, h, i: te.sum(ex[b, h, i, j2], axis=j2), name="attention_sum")
     j3 = te.reduce_axis(Skv, name="j")
