@@ -47,3 +47,24 @@ def test_attention_with_symbolic_seq_is_parallel_over_heads_and_correct():
     o = np.full((2, 4, 11, 16), np.nan, "float32")
     fn(*arrays, o)
     np.testing.assert_allclose(o, op.reference(arrays, {}), rtol=1e-4, atol=1e-5)
+
+
+def test_layer_norm_variance_is_a_row_chain_not_a_matmul():
+    """layer_norm's variance reads X[i, j, k] and mean[i, j]: two inputs and a reduction, but no input lacks
+    a row or column variable. It was tiled as a matmul over (batch, seq), vectorized across seq (a gather
+    with stride 384) and in its own parallel loop; now the whole chain runs per row."""
+    b, s = wb.var("batch"), wb.var("seq")
+    X = te.placeholder((b, s, 64), "float32", name="X")
+    G, B = te.placeholder((64,), "float32", name="G"), te.placeholder((64,), "float32", name="B")
+    op = get_op("layer_norm")
+    f = schedule_kernel(wb.create_prim_func([X, G, B, op.legalize([X, G, B], {"axes": (-1,), "eps": 1e-5})]),
+                        TARGET)
+    assert len(_parallel_extents(f)) == 1, f.script()
+    assert "unroll" not in f.script()
+    rng = np.random.default_rng(3)
+    x, g, bb = rng.standard_normal((2, 5, 64), "float32"), rng.standard_normal(64, "float32"), \
+        rng.standard_normal(64, "float32")
+    o = np.full_like(x, np.nan)
+    wb.build(f, target=TARGET)(x, g, bb, o)
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    np.testing.assert_allclose(o, (x - mean) / np.sqrt(var + 1e-5) * g + bb, rtol=1e-4, atol=1e-4)

@@ -264,7 +264,28 @@ def _is_matmul(sch: Schedule, name: str) -> bool:
     out = blk.writes[0].buffer
     inputs = {r.buffer for r in blk.reads if r.buffer is not out}
     kinds = _loop_kinds(sch, name)
-    return len(inputs) >= 2 and kinds is not None and kinds.count("S") >= 2
+    if len(inputs) < 2 or kinds is None or kinds.count("S") < 2:
+        return False
+    return _reads_like_matmul(blk, out)
+
+
+def _reads_like_matmul(blk, out) -> bool:
+    """Some input is read without the column variable (``A[i, k]``) and another without the row variable
+    (``B[k, j]``), both along the reduction: a row-wise reduction such as layer_norm's variance
+    (``X[i, j, k]`` and ``mean[i, j]``) is not a matmul."""
+    spatial = [iv.var for iv in blk.iter_vars if iv.iter_type != IterType.REDUCE]
+    reduce_ = {iv.var for iv in blk.iter_vars if iv.iter_type == IterType.REDUCE}
+    row, col = spatial[-2], spatial[-1]
+    used = []
+    for r in blk.reads:
+        if r.buffer is out:
+            continue
+        names = set()
+        for rng in r.region:
+            post_order_visit(rng.min, lambda n: names.add(n) if isinstance(n, Var) else None)
+        if names & reduce_:
+            used.append(names)
+    return any(col not in u for u in used) and any(row not in u for u in used)
 
 
 #: calls as cheap as arithmetic (bit manipulation of packed weights): they do not keep a block from inlining
