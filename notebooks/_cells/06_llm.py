@@ -471,8 +471,9 @@ profile.head(8)
 # %% [markdown]
 # The dequantize-matmul kernels take most of a token's time (each row sums a kernel's calls over the 30
 # layers); the most expensive single call is the head, `fused_decode_q8_linear`, which reads the tied
-# `49152 x 576` embedding's 30 MB of Q8_0 blocks for every token. `kv_with_past` copies a layer's cached
-# keys (or values) to append the new row, so its share grows with the context.
+# `49152 x 576` embedding's 30 MB of Q8_0 blocks for every token. `attention_with_past` reads each layer's
+# cached keys and values in place (the new row is joined inside the kernel), so its share grows with the
+# context.
 # `benchmarks/smollm2_cpu.py` measures the model's speed properly, with llama.cpp's numbers beside it.
 #
 # Try it: a prefill kernel runs the same schedule over its `n` prompt rows, so it decodes every weight

@@ -276,6 +276,8 @@ print(reg_src)
 # kernels run on the CPU, so read the table as "it runs and it is correct", with timings
 # that only illustrate. (numpy's row is the host's BLAS, timed in the same run while the
 # OpenCL runtime's worker threads share the same cores: compare it with the first table.)
+# The OpenCL rows are device time from the kernels' profiling events (column `clock`;
+# copying numpy arrays in and out is not counted, `wall_ms` has the whole call), numpy's is wall time.
 
 # %%
 final = wb.benchmark({"numpy": numpy_mm, **steps}, target="opencl", peak=None, min_time=MIN_TIME,

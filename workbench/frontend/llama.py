@@ -21,7 +21,10 @@ rotary embedding reads the offset ``m`` from the cache's shape. ``logits`` are t
 Per block: RMSNorm -> Q/K/V projections -> RoPE over adjacent pairs ``(x[2i], x[2i+1])`` -> causal
 grouped-query ``scaled_dot_product_attention`` of the ``n`` queries over the ``m + n`` keys (bottom-right
 aligned mask) -> output projection + residual; RMSNorm -> ``down(silu(gate) * up)`` + residual. Final
-RMSNorm and the head (``output.weight``, or the token embedding when tied).
+RMSNorm and the head (``output.weight``, or the token embedding when tied). The attention is one kernel
+per layer (``attention_with_past``): the "cached rows then new rows" keys and values are blocks of that
+kernel which its default schedule inlines into the reads (the transposed key copy, the ``p @ v`` sum), so
+the cache is read where it lies and never concatenated into a new array.
 
 **Weights** are parameters in the stored form: a quantized matrix (Q4_0, Q4_1, Q8_0) is the ``uint8``
 block array and the graph reads it through ``decode_q4``/``decode_q8`` followed by ``linear``; FuseOps
@@ -102,17 +105,6 @@ class _Decoder:
 
     def __init__(self, bb, config: LlamaConfig, tensors: dict, weights: dict, caches: list):
         self.bb, self.c, self.tensors, self.weights, self.caches = bb, config, tensors, weights, caches
-        self._with_past_call = None
-
-    def with_past(self, cache: Var, new):
-        """``_with_past`` of one layer: one tensor program for every layer (the first call's, called again)."""
-        import workbench as wb
-
-        if self._with_past_call is None:
-            self._with_past_call = self.bb.call_te(_with_past, cache, new, primfunc_name_hint="kv_with_past")
-            return self.bb.emit(self._with_past_call)
-        first = self._with_past_call
-        return self.bb.emit(wb.call_tir(first.op, (cache, new), out=first.type))
 
     def forward(self, tokens: Var, length):
         import workbench as wb
@@ -165,7 +157,6 @@ class _Decoder:
 
     def attention(self, layer: int, h, length):
         import workbench as wb
-        from ..ir.graph.script import size_var
 
         bb, c = self.bb, self.c
         p = f"blk.{layer}."
@@ -175,13 +166,7 @@ class _Decoder:
         k_cache, v_cache = self.caches[2 * layer], self.caches[2 * layer + 1]
         q = bb.emit_te(_rope, q, k_cache, c.rope_theta, c.rope_dim, primfunc_name_hint="rope")
         k = bb.emit_te(_rope, k, k_cache, c.rope_theta, c.rope_dim, primfunc_name_hint="rope")
-        keys, values = self.with_past(k_cache, k), self.with_past(v_cache, v)
-        # the total length m + n as its own size var, so the attention kernel's sizes come from its buffers
-        total = TensorType((1, c.num_kv_heads, size_var("t"), c.head_dim), "float32")
-        keys, values = bb.match_cast(keys, total), bb.match_cast(values, total)
-        q = bb.emit(wb.op.permute_dims(bb.emit(wb.op.reshape(q, shape=(1, length, c.num_heads, c.head_dim))),
-                                       axes=(0, 2, 1, 3)))
-        out = bb.emit(wb.op.scaled_dot_product_attention(q, keys, values, causal=True))
+        out = bb.emit_te(_attention_with_past, q, k, v, k_cache, v_cache, primfunc_name_hint="attention_with_past")
         out = bb.emit(wb.op.reshape(bb.emit(wb.op.permute_dims(out, axes=(0, 2, 1, 3))),
                                     shape=(length, c.num_heads * c.head_dim)))
         return self.linear(out, p + "attn_output.weight"), k, v
@@ -218,13 +203,27 @@ def _rope(x: te.Tensor, cache: te.Tensor, theta: float, rope_dim: int) -> te.Ten
     return te.compute(x.shape, rotated, name="rope")
 
 
-def _with_past(cache: te.Tensor, new: te.Tensor) -> te.Tensor:
+def _with_past(cache: te.Tensor, new: te.Tensor, name: str) -> te.Tensor:
     """One layer's keys or values: the ``m`` cached rows then the ``n`` new ones, in the attention layout
-    ``[1, kv_heads, m + n, d]``."""
+    ``[1, kv_heads, m + n, d]`` (a block of the attention kernel, which reads the cache in place)."""
     m, n = cache.shape[0], new.shape[0]
     kvh, d = new.shape[1], new.shape[2]
     return te.compute((1, kvh, m + n, d), lambda b, h, t, e: te.if_then_else(
-        t < m, cache[t, h, e], new[t - m, h, e]), name="kv_with_past")
+        t < m, cache[t, h, e], new[t - m, h, e]), name=name)
+
+
+def _attention_with_past(q: te.Tensor, k: te.Tensor, v: te.Tensor, k_cache: te.Tensor,
+                         v_cache: te.Tensor) -> te.Tensor:
+    """Causal grouped-query attention of the ``n`` queries ``q [n, heads, d]`` over the cached keys and values
+    then the new ones (``k``, ``v`` ``[n, kv_heads, d]``): ``[1, heads, n, d]``. One kernel: the cache
+    rows and the new rows are put together by blocks (``keys_with_past``, ``values_with_past``) that the
+    attention schedule inlines into its reads, so the cache is read where it is, never copied."""
+    from ..ir.graph.op import get_op
+
+    n, heads, d = q.shape
+    query = te.compute((1, heads, n, d), lambda b, h, i, e: q[i, h, e], name="query")
+    keys, values = _with_past(k_cache, k, "keys_with_past"), _with_past(v_cache, v, "values_with_past")
+    return get_op("scaled_dot_product_attention").legalize([query, keys, values], {"causal": True})
 
 
 def _stack_kv(rows: Sequence[te.Tensor], layers: int) -> te.Tensor:

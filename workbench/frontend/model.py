@@ -79,17 +79,23 @@ class Model:
         self.files = checkpoint.files
         self.params: dict[str, np.ndarray] = {name: _as_param(checkpoint, name, p) for name, p in exported}
         self.param_list: list[np.ndarray] = [self.params[name] for name, _ in exported]
-        self._vms: dict[str, Any] = {}
+        self._vms: dict[tuple, Any] = {}   # (target, database fingerprint) -> VM
 
     # running -------------------------------------------------------------------------------------
-    def virtual_machine(self, target: str = "llvm"):
-        """The compiled model for ``target`` (built on first use, then kept by this object)."""
-        vm = self._vms.get(target)
+    def virtual_machine(self, target: str = "llvm", database=None):
+        """The compiled model for ``target`` (built on first use, then kept by this object).
+
+        ``database`` (a tuning database or its path, as ``wb.tune(model, ...)`` writes): kernels
+        with a record for ``target`` get the best record's schedule instead of the default one."""
+        database = _as_database(database)
+        key = (target, _database_key(database))
+        vm = self._vms.get(key)
         if vm is None:
             from ..backend import build
             from ..backend.vm import VirtualMachine
 
-            vm = self._vms[target] = VirtualMachine(build(compile_module(self.mod, target), target=target))
+            vm = self._vms[key] = VirtualMachine(build(compile_module(self.mod, target, database=database),
+                                                       target=target))
         return vm
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray, target: str = "llvm") -> np.ndarray:
@@ -146,36 +152,64 @@ def cache_dir() -> str:
     return os.path.join(cache_root(), "models")
 
 
-def compile_module(mod: IRModule, target: str = "llvm") -> IRModule:
+def compile_module(mod: IRModule, target: str = "llvm", database=None) -> IRModule:
     """``mod`` legalized, fused and scheduled for ``target``; read from the disk cache when it is there
-    (never with ``WORKBENCH_NO_DISK_CACHE=1``)."""
+    (never with ``WORKBENCH_NO_DISK_CACHE=1``). ``database`` (a tuning database or its path) is
+    passed to ``DefaultSchedule``: kernels with a record get the best record's schedule."""
     from ..backend.cache import disk_enabled
 
+    database = _as_database(database)
     if not disk_enabled():
-        return _passes(target)(mod)
-    path = os.path.join(cache_dir(), f"{_cache_key(mod, target)}.py")
+        return _run_passes(mod, target, database)
+    path = os.path.join(cache_dir(), f"{_cache_key(mod, target, database)}.py")
     cached = _read_cached(path)
     if cached is not None:
         return cached
-    compiled = _passes(target)(mod)
+    compiled = _run_passes(mod, target, database)
     _write_cached(path, compiled.script())
     return compiled
 
 
-def _passes(target: str):
+def _run_passes(mod: IRModule, target: str, database) -> IRModule:
+    # ``_passes(target)`` alone when there is no database: tests replace ``_passes`` with a one-argument stand-in
+    return (_passes(target) if database is None else _passes(target, database))(mod)
+
+
+def _passes(target: str, database=None):
     from .. import transform
 
     return transform.Sequential([transform.LegalizeOps(), transform.FuseOps(), transform.FuseTIR(),
-                                 transform.DefaultSchedule(target), transform.StaticPlanBlockMemory()])
+                                 transform.DefaultSchedule(target, database=database),
+                                 transform.StaticPlanBlockMemory()])
 
 
-def _cache_key(mod: IRModule, target: str) -> str:
+def _as_database(database):
+    """A tuning database given as a path, read once (None stays None)."""
+    if database is None:
+        return None
+    from ..tuning.database import Database
+
+    if isinstance(database, Database):
+        return database
+    if isinstance(database, (str, os.PathLike)):
+        return Database(database)
+    raise TypeError(f"database must be a tuning Database or the path of one (as wb.tune writes), "
+                    f"got {type(database).__name__}")
+
+
+def _database_key(database) -> str:
+    """What of the tuning database the compiled module depends on: its records' content ("" for none)."""
+    return "" if database is None else database.fingerprint()
+
+
+def _cache_key(mod: IRModule, target: str, database=None) -> str:
     from ..ir.structural import structural_hash
 
     h = hashlib.sha256()
     h.update(str(structural_hash(mod)).encode())
     h.update(str(target).encode())
     h.update(_compiler_fingerprint().encode())
+    h.update(_database_key(database).encode())
     return h.hexdigest()[:32]
 
 

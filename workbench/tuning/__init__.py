@@ -24,6 +24,7 @@ _LAZY = {
     "Timing": (".timing", "Timing"),
     "random_inputs": (".inputs", "random_inputs"),
     "TuneResult": (".tune", "TuneResult"),
+    "ModelTuneResult": (".tune_model", "ModelTuneResult"),
     "RuleSpace": (".space", "RuleSpace"),
     "ScheduleFnSpace": (".space", "ScheduleFnSpace"),
     "Database": (".database", "Database"),
@@ -46,4 +47,4 @@ def __dir__():
 
 __all__ = ["benchmark", "BenchmarkResult", "machine_peak", "MachinePeak", "count_flops", "count_bytes",
            "time_function", "Timing", "random_inputs",
-           "TuneResult", "RuleSpace", "ScheduleFnSpace", "Database", "CostModel"]
+           "TuneResult", "ModelTuneResult", "RuleSpace", "ScheduleFnSpace", "Database", "CostModel"]

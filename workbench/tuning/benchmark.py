@@ -32,6 +32,9 @@ from .timing import Timing, measure
 COLUMNS = ("variant", "status", "median_ms", "p10_ms", "p90_ms", "spread_pct", "repeats", "gflops", "gbps",
            "pct_of_peak", "speedup_vs_<baseline>", "note")
 
+#: the columns added after ``repeats`` when a variant was timed on a GPU device
+DEVICE_COLUMNS = ("clock", "wall_ms")
+
 #: a variant whose p10-p90 spread is wider than this (percent of its median) is flagged as noisy
 NOISY_SPREAD_PCT = 50.0
 
@@ -86,6 +89,13 @@ class BenchmarkResult:
     - ``speedup_vs_<baseline>``: the baseline's median time divided by this one's
     - ``note``: the error, or how the results differ, or remarks
 
+    When a variant was timed on a GPU device (a program built for an ``opencl`` or ``cuda``
+    target, or such a built function), two more columns follow ``repeats``: ``clock`` says
+    what its times are, ``device`` (the kernels' own time, from the backend's events; copies
+    of the numpy arguments to and from the device are not counted) or ``wall`` (the host's
+    clock around the call, as for CPU variants and plain callables); ``wall_ms`` is the median
+    wall-clock time of the same calls (copies included). Speedups and rates use ``median_ms``.
+
     ``variants`` maps names to ``VariantResult``; ``reference`` is the variant the
     others were checked against, ``baseline`` the one speedups are relative to,
     ``peak`` the ``MachinePeak`` used (or None), ``flops``/``bytes`` the reference counts.
@@ -116,9 +126,12 @@ class BenchmarkResult:
         base_t = base.timing.median if base is not None and base.timing else float("nan")
         peak = getattr(self.peak, "gflops", float("nan")) if self.peak is not None else float("nan")
         rows = []
+        device_timed = any(r.timing is not None and r.timing.clock == "device" for r in self.variants.values())
         for r in self.variants.values():
             t = r.timing
             nan = float("nan")
+            clock_cols = {"clock": t.clock if t else "",
+                          "wall_ms": (t.wall.median if t.wall is not None else t.median) * 1e3 if t else nan}
             rows.append({
                 "variant": r.name,
                 "status": r.status,
@@ -127,14 +140,18 @@ class BenchmarkResult:
                 "p90_ms": t.p90 * 1e3 if t else nan,
                 "spread_pct": t.spread_pct if t else nan,
                 "repeats": t.repeats if t else 0,
+                **(clock_cols if device_timed else {}),
                 "gflops": r.gflops,
                 "gbps": r.gbps,
                 "pct_of_peak": 100.0 * r.gflops / peak if peak and peak == peak else nan,
                 self.speedup_column: base_t / t.median if t and t.median > 0 else nan,
                 "note": "; ".join(x for x in (r.note, _noise_note(t)) if x),
             })
-        return pd.DataFrame(rows, columns=[c if not c.startswith("speedup_vs_") else self.speedup_column
-                                           for c in COLUMNS])
+        columns = [c if not c.startswith("speedup_vs_") else self.speedup_column for c in COLUMNS]
+        if device_timed:
+            at = columns.index("repeats") + 1
+            columns[at:at] = list(DEVICE_COLUMNS)
+        return pd.DataFrame(rows, columns=columns)
 
     def __repr__(self) -> str:
         try:
@@ -284,7 +301,7 @@ def _sig(x: float, digits: int = 3) -> str:
 
 
 _COLUMN_FORMATS = {
-    "median_ms": _sig, "p10_ms": _sig, "p90_ms": _sig,
+    "median_ms": _sig, "p10_ms": _sig, "p90_ms": _sig, "wall_ms": _sig,
     "spread_pct": lambda v: f"{v:,.0f}%",
     "gflops": lambda v: f"{v:,.1f}", "gbps": lambda v: f"{v:,.1f}",
     "pct_of_peak": lambda v: f"{v:.0f}%",
@@ -462,8 +479,8 @@ def benchmark(variants: Mapping[str, Any] | Sequence[Any], target="llvm", args: 
     ``variants`` maps a name to a PrimFunc, a Schedule (anything with ``.mod``/``.func``),
     a built function (what ``wb.build`` returns) or a plain Python callable such as a
     numpy baseline ``lambda a, b, c: np.matmul(a, b, out=c)``. Tensor programs are built
-    for ``target``. Every variant is called with the same arrays, one per parameter of
-    the first tensor program:
+    for ``target`` (a target that does not parse raises ``TargetError``). Every variant is
+    called with the same arrays, one per parameter of the first tensor program:
 
     - ``args=None``: random inputs from that program's buffer shapes and dtypes
       (symbolic sizes need ``sizes={"n": ...}`` or explicit ``args``);
@@ -476,7 +493,9 @@ def benchmark(variants: Mapping[str, Any] | Sequence[Any], target="llvm", args: 
     A variant whose results differ is reported ``wrong`` and not timed; one that raises is
     reported ``error`` with its message, and the others still run. Correct variants are
     timed by ``measure`` (warm-up, repeats calibrated to ``min_time`` seconds, median and
-    spread); a variant whose samples reach ``max_time`` seconds stops there, with fewer than
+    spread; a variant built for a GPU target is timed by its device's events, kernels only,
+    and the table's ``clock``/``wall_ms`` columns say so, see ``BenchmarkResult``); a
+    variant whose samples reach ``max_time`` seconds stops there, with fewer than
     ``min_repeats`` runs, and ``note`` says so (a naive 1024 matmul is timed once, not five times). FLOPs and bytes are counted from each variant's IR (plain callables use the
     first program's counts); ``peak`` (``"auto"``: ``wb.machine_peak(target)``, measured
     once and cached; ``None``: no peak; or a ``MachinePeak``) gives ``pct_of_peak``.
@@ -520,7 +539,10 @@ def benchmark(variants: Mapping[str, Any] | Sequence[Any], target="llvm", args: 
     if baseline is not None and baseline not in dict(items):
         raise KeyError(f"baseline={baseline!r} is not one of the variants: {', '.join(n for n, _ in items)}")
     if build is None:
+        from ..backend import Target
         from ..backend import build as build  # noqa: PLW0127 - the LLVM backend, loaded on first use
+
+        Target(target)  # a target that does not parse is the caller's error, not each variant's
 
     prepared = [_prepare(n, v, target, build) for n, v in items]
     ref_func = next((p.func for p in prepared if p.func is not None), None)
@@ -615,10 +637,14 @@ def benchmark(variants: Mapping[str, Any] | Sequence[Any], target="llvm", args: 
                 if row.status == "wrong":
                     bar.update()
                     continue
-            # 2. time it
+            # 2. time it (a built GPU function by its device's events)
             try:
+                clock = _device_clock(p.fn)
                 row.timing = measure(p.fn, *arrays, min_time=min_time, warmup=warmup, min_repeats=min_repeats,
-                                     max_repeats=max_repeats, estimate=first_call, max_time=max_time)
+                                     max_repeats=max_repeats, estimate=first_call, max_time=max_time,
+                                     device_seconds=clock)
+                if clock is not None:
+                    row.note = (row.note + "; " if row.note else "") + _device_note(row.timing)
                 if row.timing.repeats < min_repeats:
                     row.note = (row.note + "; " if row.note else "") + \
                         f"slow: {row.timing.repeats} timed run(s) only (max_time={max_time:g} s)"
@@ -648,6 +674,18 @@ def benchmark(variants: Mapping[str, Any] | Sequence[Any], target="llvm", args: 
     return BenchmarkResult(rows, reference, baseline, peak_obj, str(target), ref_counts[0], ref_counts[1])
 
 
+def _device_clock(fn: Any) -> Callable[[], float] | None:
+    """For a built GPU function (it reports ``last_device_seconds``), a reader of its last call's device
+    time; None for anything else (timed by the wall clock)."""
+    if not hasattr(fn, "last_device_seconds"):
+        return None
+    return lambda: fn.last_device_seconds
+
+
+def _device_note(t: Timing) -> str:
+    return f"device time (kernel events, copies not counted); wall {_sig(t.wall.median * 1e3)} ms"
+
+
 def _restore(arrays: list, pristine: dict) -> None:
     for k, a in pristine.items():
         arrays[k][...] = a
@@ -661,4 +699,4 @@ def _arg_name(func: PrimFunc | None, k: int) -> str:
     return f"argument {k}"
 
 
-__all__ = ["benchmark", "BenchmarkResult", "VariantResult", "COLUMNS", "RTOL"]
+__all__ = ["benchmark", "BenchmarkResult", "VariantResult", "COLUMNS", "DEVICE_COLUMNS", "RTOL"]

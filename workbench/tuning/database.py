@@ -16,6 +16,7 @@ skipped with a warning that names the file and line.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -56,6 +57,13 @@ class Database:
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(asdict(record)) + "\n")
+
+    def fingerprint(self) -> str:
+        """A hash of every record (what a model compiled with this database depends on)."""
+        h = hashlib.sha256()
+        for r in self._records:
+            h.update(json.dumps(asdict(r), sort_keys=True).encode())
+        return h.hexdigest()[:32]
 
     def __len__(self) -> int:
         return len(self._records)

@@ -56,6 +56,7 @@ True
 from __future__ import annotations
 
 import collections
+import numbers
 import os
 import pickle
 import signal
@@ -67,7 +68,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..ir.function import PrimFunc
 
@@ -80,7 +81,9 @@ class MeasureInput:
     """One candidate to measure.
 
     ``func`` is the scheduled program; ``reference`` the untuned one its results must match
-    (``None``: no check); ``seed`` picks the random inputs.
+    (``None``: no check); ``seed`` picks the random inputs; ``sizes`` gives the symbolic sizes
+    their values for the measurement (``{"batch": 1, "seq": 128}``: a model's kernel is measured
+    at the sizes of an example run, while the program itself stays symbolic).
     """
 
     func: PrimFunc
@@ -88,6 +91,7 @@ class MeasureInput:
     trace_json: str
     reference: PrimFunc | None = None
     seed: int = 0
+    sizes: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,23 @@ def _payload(inp: MeasureInput) -> dict:
     if inp.reference is not None and not isinstance(inp.reference, PrimFunc):
         raise TypeError(f"MeasureInput.reference must be a PrimFunc or None, got {type(inp.reference).__name__}")
     return {"func": _encode_func(inp.func), "target": str(inp.target), "seed": int(inp.seed),
-            "reference": None if inp.reference is None else _encode_func(inp.reference)}
+            "reference": None if inp.reference is None else _encode_func(inp.reference),
+            "sizes": _check_sizes(inp.sizes)}
+
+
+def _check_sizes(sizes) -> dict[str, int] | None:
+    """``MeasureInput.sizes`` as a plain ``{name: int}`` (what travels to the worker)."""
+    if sizes is None:
+        return None
+    if not isinstance(sizes, Mapping):
+        raise TypeError(f"MeasureInput.sizes must map size names to ints ({{'n': 128}}), got {type(sizes).__name__}")
+    out = {}
+    for name, value in sizes.items():
+        if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                or value < 0:
+            raise ValueError(f"MeasureInput.sizes must map size names to ints >= 0, got {name!r}: {value!r}")
+        out[name] = int(value)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -218,6 +238,16 @@ class _Workload:
     outputs: list[int]
     expected: list | None  # the untuned program's outputs (None: no check)
     names: list[str] = field(default_factory=list)
+
+
+def _known_sizes(func: PrimFunc, sizes: dict | None) -> dict | None:
+    """The entries of ``sizes`` that name sizes of ``func`` (a model's sizes cover all its kernels)."""
+    if not sizes:
+        return None
+    from ._program import _size_vars
+
+    names = {v.name for v in _size_vars(func)}
+    return {k: v for k, v in sizes.items() if k in names}
 
 
 def _param_name(func: PrimFunc, k: int) -> str:
@@ -263,20 +293,21 @@ class _WorkerState:
         from ._program import accessed_params
         from .inputs import random_inputs
 
+        sizes = payload.get("sizes")
         if payload["reference"] is None:
             func = self.decode(payload["func"], "candidate")
             try:
-                arrays = random_inputs(func, seed=payload["seed"])
+                arrays = random_inputs(func, sizes=_known_sizes(func, sizes), seed=payload["seed"])
             except (ValueError, TypeError) as err:
                 raise _Failed(f"input error: {_describe(err)}") from None
             return _Workload(arrays, accessed_params(func)[1], None)
         ref = self.decode(payload["reference"], "reference")
-        key = (structural_hash(ref), payload["target"], payload["seed"])
+        key = (structural_hash(ref), payload["target"], payload["seed"], tuple(sorted((sizes or {}).items())))
         if key in self.workloads:
             self.workloads.move_to_end(key)
             return self.workloads[key]
         try:
-            arrays = random_inputs(ref, seed=payload["seed"])
+            arrays = random_inputs(ref, sizes=_known_sizes(ref, sizes), seed=payload["seed"])
         except (ValueError, TypeError) as err:
             raise _Failed(f"input error: {_describe(err)}") from None
         outputs = accessed_params(ref)[1]

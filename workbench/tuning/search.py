@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -139,11 +140,15 @@ def _strategy(strategy):
 
 def run_search(func: PrimFunc, target="llvm", *, runner, space=None, strategy="evolutionary",
                trials: int | None = None, time_budget: float | None = None, database: Database | None = None,
-               seed: int = 0, batch_size: int = 8, progress=None, input_seed: int = 0) -> list[Measured]:
+               seed: int = 0, batch_size: int = 8, progress=None, input_seed: int = 0,
+               sizes: Mapping[str, int] | None = None, initial: Sequence[Candidate] = ()) -> list[Measured]:
     """Search schedules of ``func`` for ``target``; returns every candidate measured (database ones first).
 
     Stops after ``trials`` new measurements or ``time_budget`` seconds (whichever comes
     first; at least one of them must be given), or when the space has nothing new to offer.
+    ``sizes`` (``{"seq": 128}``) are the values of ``func``'s symbolic sizes for measuring and
+    counting FLOPs (the candidates and their traces stay symbolic); ``initial`` candidates (a
+    known schedule, e.g. the default one) are measured first, unless already measured.
     """
     from ..backend.target import Target
     from .flops import count_flops
@@ -154,17 +159,21 @@ def run_search(func: PrimFunc, target="llvm", *, runner, space=None, strategy="e
     target_str = str(Target(target))
     space = as_space(space, target)
     strategy = _strategy(strategy)
-    flops = count_flops(func)
+    flops = count_flops(func, sizes=sizes)
     state = SearchState(func, space, {}, CostModel(seed=seed), random.Random(seed))
     workload, tkey = workload_key(func, target)
     out = _load_database(database, func, workload, tkey, state, flops)
     start, new = time.monotonic(), 0
     while (trials is None or new < trials) and (time_budget is None or time.monotonic() - start < time_budget):
         n = batch_size if trials is None else min(batch_size, trials - new)
-        batch = strategy.propose(state, n)
+        first = _unmeasured(initial, state, n)
+        initial = ()
+        rest = strategy.propose(state, n - len(first)) if n > len(first) else []
+        batch = first + [c for c in rest if c.key not in {f.key for f in first}]
         if not batch:
             break
-        inputs = [MeasureInput(c.func, target_str, c.trace.to_json(), reference=func, seed=input_seed) for c in batch]
+        inputs = [MeasureInput(c.func, target_str, c.trace.to_json(), reference=func, seed=input_seed, sizes=sizes)
+                  for c in batch]
         for cand, res in zip(batch, runner.run(inputs)):
             m = _measured(cand, res.ok, res.seconds, res.error, res.build_seconds, flops)
             _learn(state, m)
@@ -176,6 +185,15 @@ def run_search(func: PrimFunc, target="llvm", *, runner, space=None, strategy="e
                 progress.update(res, _best(out), m.gflops)
         new += len(batch)
     return out
+
+
+def _unmeasured(initial: Sequence[Candidate], state: SearchState, n: int) -> list[Candidate]:
+    """The first ``n`` of ``initial`` not measured yet (none equal to another)."""
+    out: dict[str, Candidate] = {}
+    for cand in initial:
+        if cand.key not in state.measured and len(out) < n:
+            out.setdefault(cand.key, cand)
+    return list(out.values())
 
 
 def _measured(cand: Candidate, ok, seconds, error, build_seconds, flops, from_database=False) -> Measured:

@@ -15,6 +15,13 @@ How ``measure(fn, *args)`` works:
    (``spread_pct`` is ``(p90 - p10) / median`` in percent). The median, not the
    mean: a shared machine produces outliers that only ever make a run slower.
 
+**Device time**: for a built GPU function, ``device_seconds=lambda: f.last_device_seconds``
+makes the samples the device's own time of each call (the GPU backends time their
+kernels with events), read after every call; the result's ``clock`` is ``"device"``
+and its ``wall`` holds the wall-clock times of the same calls (which include copies of
+numpy arguments and launch overhead). Warm-up, calibration and the time budget still go
+by the wall clock.
+
 >>> import numpy as np
 >>> a = np.ones(1000)
 >>> t = measure(lambda: a.sum(), min_time=0.01)
@@ -34,6 +41,9 @@ class Timing:
     """Per-call times of one callable, in seconds.
 
     ``samples`` holds the per-call time of each sample (a sample is ``number`` calls).
+    ``clock`` says what was measured: ``"wall"`` (the host's clock around the calls) or
+    ``"device"`` (the device's own time of its kernels, from events); for the latter,
+    ``wall`` is the wall-clock ``Timing`` of the same calls.
     """
 
     median: float
@@ -43,6 +53,8 @@ class Timing:
     repeats: int
     number: int
     samples: tuple = field(repr=False, default=())
+    clock: str = "wall"
+    wall: "Timing | None" = field(repr=False, default=None)
 
     @property
     def spread_pct(self) -> float:
@@ -54,7 +66,8 @@ class Timing:
         return self.median * 1e3
 
     def __str__(self) -> str:
-        return (f"{_fmt_time(self.median)} median (p10 {_fmt_time(self.p10)}, p90 {_fmt_time(self.p90)}; "
+        clock = " device time" if self.clock == "device" else ""
+        return (f"{_fmt_time(self.median)} median{clock} (p10 {_fmt_time(self.p10)}, p90 {_fmt_time(self.p90)}; "
                 f"{self.repeats} x {self.number} calls)")
 
 
@@ -79,7 +92,8 @@ def _percentile(sorted_vals: list, q: float) -> float:
 
 def measure(fn: Callable, *args, min_time: float = 0.2, warmup: float = 0.05, min_sample: float = 1e-3,
             min_repeats: int = 5, max_repeats: int = 200, timer: Callable[[], float] = time.perf_counter,
-            estimate: float | None = None, max_time: float | None = 10.0) -> Timing:
+            estimate: float | None = None, max_time: float | None = 10.0,
+            device_seconds: Callable[[], float] | None = None) -> Timing:
     """Time ``fn(*args)``: warm-up, calibrated repeats, median and spread (see the module doc).
 
     ``min_time`` is the total measuring time to aim for (seconds, after warm-up);
@@ -89,6 +103,8 @@ def measure(fn: Callable, *args, min_time: float = 0.2, warmup: float = 0.05, mi
     ``Timing.repeats`` says so. ``estimate`` is the time of
     a call made just before (e.g. a correctness check): when it is at least ``warmup``,
     that call was the warm-up and none is repeated (slow kernels are not run twice for nothing).
+    ``device_seconds``, read after each call, gives that call's device time: the samples are
+    then device times and ``Timing.wall`` the wall-clock ones (see the module doc).
 
     >>> import numpy as np
     >>> a = np.random.rand(64, 64).astype("float32")
@@ -100,6 +116,9 @@ def measure(fn: Callable, *args, min_time: float = 0.2, warmup: float = 0.05, mi
                     ("max_time", 0.0 if max_time is None else max_time)):
         if not (isinstance(v, (int, float)) and v >= 0):
             raise ValueError(f"measure(): {name} must be a number of seconds >= 0, got {v!r}")
+    if device_seconds is not None and not callable(device_seconds):
+        raise TypeError(f"measure(): device_seconds must be a callable returning seconds, got "
+                        f"{type(device_seconds).__name__}")
     if not (isinstance(min_repeats, int) and min_repeats >= 1):
         raise ValueError(f"measure(): min_repeats must be a positive integer, got {min_repeats!r}")
     if not (isinstance(max_repeats, int) and max_repeats >= min_repeats):
@@ -121,11 +140,15 @@ def measure(fn: Callable, *args, min_time: float = 0.2, warmup: float = 0.05, mi
     number = max(1, int(math.ceil(min_sample / per_call))) if per_call < min_sample else 1
     # 3. samples
     samples: list[float] = []
+    device: list[float] = []
     budget_start = timer()
     while True:
         t0 = timer()
-        for _ in range(number):
-            fn(*args)
+        if device_seconds is None:
+            for _ in range(number):
+                fn(*args)
+        else:
+            device.append(_device_sample(fn, args, number, device_seconds))
         samples.append((timer() - t0) / number)
         n = len(samples)
         if n >= max_repeats:
@@ -136,9 +159,28 @@ def measure(fn: Callable, *args, min_time: float = 0.2, warmup: float = 0.05, mi
         if max_time is not None and spent >= max_time:
             break
     # 4. statistics
+    wall = _statistics(samples, number)
+    if device_seconds is None:
+        return wall
+    return _statistics(device, number, clock="device", wall=wall)
+
+
+def _device_sample(fn: Callable, args: tuple, number: int, device_seconds: Callable[[], float]) -> float:
+    """The mean device time of ``number`` calls, each read right after the call."""
+    total = 0.0
+    for _ in range(number):
+        fn(*args)
+        t = device_seconds()
+        if not (isinstance(t, (int, float)) and t >= 0):
+            raise ValueError(f"measure(): device_seconds() must return seconds >= 0 after a call, got {t!r}")
+        total += t
+    return total / number
+
+
+def _statistics(samples: list, number: int, **extra) -> Timing:
     s = sorted(samples)
     return Timing(median=_percentile(s, 50), p10=_percentile(s, 10), p90=_percentile(s, 90),
-                  mean=sum(s) / len(s), repeats=len(s), number=number, samples=tuple(samples))
+                  mean=sum(s) / len(s), repeats=len(s), number=number, samples=tuple(samples), **extra)
 
 
 __all__ = ["measure", "Timing"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from ..ir.function import IRModule, PrimFunc
 from .database import Database
@@ -83,6 +83,17 @@ class TuneResult:
         return f"TuneResult({len(self.measured)} candidates on {self.target}: {best})"
 
 
+def _is_model(obj) -> bool:
+    """A whole model: an IRModule with graph functions, or a loaded model (``wb.frontend.load``)."""
+    if isinstance(obj, IRModule):
+        return bool(obj.graph_functions)
+    if isinstance(obj, (PrimFunc,)) or not hasattr(obj, "param_list"):
+        return False
+    from ..frontend.model import Model
+
+    return isinstance(obj, Model)
+
+
 def _prim_func(obj) -> PrimFunc:
     from ..schedule.state import Schedule
 
@@ -96,14 +107,22 @@ def _prim_func(obj) -> PrimFunc:
         return prims[0]
     if isinstance(obj, PrimFunc):
         return obj
-    raise TypeError(f"wb.tune needs a PrimFunc, an IRModule or a Schedule, got {type(obj).__name__}")
+    raise TypeError(f"wb.tune needs a PrimFunc, an IRModule, a Schedule or a model (wb.frontend.load), "
+                    f"got {type(obj).__name__}")
 
 
 def tune(func, target="llvm", *, trials: int | None = None, time_budget: float | None = None,
          database: str | os.PathLike | Database | None = None, runner=None, space=None,
-         strategy="evolutionary", seed: int = 0, batch_size: int = 8, progress: bool | None = None) -> TuneResult:
+         strategy="evolutionary", seed: int = 0, batch_size: int = 8, progress: bool | None = None,
+         sizes: Mapping[str, int] | None = None, inputs: Sequence | None = None, **model_options) -> Any:
     """Search schedules of ``func`` (a PrimFunc, an IRModule with one, or a Schedule's current program)
     for ``target`` and return a :class:`TuneResult`.
+
+    A whole model (a ``wb.frontend.load`` model or an IRModule with graph functions) has every
+    distinct kernel tuned, the budget shared by each kernel's share of the model's time on the
+    example ``inputs``: see :func:`~workbench.tuning.tune_model.tune_model` (``min_share``,
+    ``min_trials``), which returns a :class:`~workbench.tuning.tune_model.ModelTuneResult`.
+    ``sizes`` (``{"n": 128}``) gives a PrimFunc's symbolic sizes their values for measuring.
 
     ``trials`` new measurements and/or ``time_budget`` seconds (default: 64 trials; ``trials=0``
     or ``time_budget=0`` measures nothing: the result is what ``database`` holds, its ``best``
@@ -118,13 +137,25 @@ def tune(func, target="llvm", *, trials: int | None = None, time_budget: float |
     """
     from .progress import Progress
 
+    if _is_model(func):
+        from .tune_model import tune_model
+
+        if sizes is not None:
+            raise TypeError("wb.tune of a model takes its sizes from the example inputs=(...), not sizes=")
+        return tune_model(func, target, inputs=inputs, trials=trials, time_budget=time_budget, database=database,
+                          runner=runner, space=space, strategy=strategy, seed=seed, batch_size=batch_size,
+                          progress=progress, **model_options)
+    if inputs is not None or model_options:
+        extra = ["inputs"] * (inputs is not None) + sorted(model_options)
+        raise TypeError(f"wb.tune: {', '.join(extra)} is for whole models (wb.frontend.load, or an IRModule with "
+                        f"graph functions); a tensor program takes sizes={{...}} for its symbolic sizes")
     func = _prim_func(func)
     if trials is None and time_budget is None:
         trials = 64
     _check_limits(trials, time_budget)
     db = database if isinstance(database, Database) or database is None else Database(database)
     if trials == 0 or time_budget == 0:
-        return _from_database(func, target, db)
+        return _from_database(func, target, db, sizes)
     own_runner = runner is None
     if own_runner:
         from .measure import LocalRunner
@@ -133,7 +164,8 @@ def tune(func, target="llvm", *, trials: int | None = None, time_budget: float |
     bar = Progress(total=trials, time_budget=time_budget, enable=progress, plot=None if progress is None else progress)
     try:
         measured = run_search(func, target, runner=runner, space=space, strategy=strategy, trials=trials,
-                              time_budget=time_budget, database=db, seed=seed, batch_size=batch_size, progress=bar)
+                              time_budget=time_budget, database=db, seed=seed, batch_size=batch_size, progress=bar,
+                              sizes=sizes)
     finally:
         bar.close()
         if own_runner:
@@ -149,12 +181,12 @@ def _check_limits(trials, time_budget) -> None:
         raise ValueError(f"wb.tune: time_budget must be a number of seconds >= 0 or None, got {time_budget!r}")
 
 
-def _from_database(func: PrimFunc, target, db: Database | None) -> TuneResult:
+def _from_database(func: PrimFunc, target, db: Database | None, sizes=None) -> TuneResult:
     """No measurement (trials=0 or time_budget=0): the database's records of ``func`` on ``target``."""
     if db is None:
         raise ValueError("wb.tune with trials=0 or time_budget=0 measures nothing and only loads the best "
                          "record: give database= (the file of an earlier search)")
-    measured = run_search(func, target, runner=None, trials=0, database=db)
+    measured = run_search(func, target, runner=None, trials=0, database=db, sizes=sizes)
     return TuneResult(func, str(target), measured)
 
 

@@ -7,7 +7,9 @@ saying so. Kernels run in the device's *primary* context, the one CuPy and PyTor
 so their arrays (anything with ``__cuda_array_interface__``) are passed by pointer,
 without a copy. Launches go to the legacy default stream, which waits for other work
 of those libraries on their default streams; each call synchronises before it returns,
-so a kernel fault is reported by the call that caused it.
+so a kernel fault is reported by the call that caused it. Each launch is bracketed by a
+pair of CUDA events, and ``f.last_device_seconds`` is the sum of the pairs' elapsed
+times of ``f``'s last call (kernels only: copies of numpy arguments are not in it).
 """
 from __future__ import annotations
 
@@ -150,6 +152,29 @@ class DeviceMemory:
             _driver_api().cuMemFree(ptr)
 
 
+class EventPool:
+    """Pairs of CUDA events (``cuEventCreate``), reused from call to call and destroyed with the pool."""
+
+    def __init__(self):
+        self.pairs: list[tuple] = []
+
+    def pair(self, k: int) -> tuple:
+        """The ``k``-th (start, end) pair, made when there are not that many yet."""
+        drv = _driver_api()
+        while len(self.pairs) <= k:
+            flags = drv.CUevent_flags.CU_EVENT_DEFAULT
+            self.pairs.append((_check(drv.cuEventCreate(flags), "cuEventCreate"),
+                               _check(drv.cuEventCreate(flags), "cuEventCreate")))
+        return self.pairs[k]
+
+    def __del__(self):
+        pairs = getattr(self, "pairs", ())
+        self.pairs = []
+        for pair in pairs:
+            for ev in pair:
+                _driver_api().cuEventDestroy(ev)
+
+
 class _CUDAAPI:
     """Device memory for ``wb.nd`` arrays on CUDA devices."""
 
@@ -279,10 +304,22 @@ class CUDAFunction(OpenCLFunction):
 
     def __init__(self, module: CUDAModule, name: str, func: PrimFunc, lowered: PrimFunc, kernels: dict):
         super().__init__(module, name, func, lowered, kernels)
+        self._pool = EventPool()
         called = {n for k in kernels.values() for n in k.call_writes}
         for p in self.params:
             if p.buffer is not None and not p.written and self.flat[self.params.index(p)].name in called:
                 p.written = True
+
+    def copy_for(self, module: OpenCLModule) -> "CUDAFunction":
+        new = super().copy_for(module)
+        new._pool = EventPool()
+        return new
+
+    def _event_seconds(self, events: list) -> float:
+        """The sum of the elapsed times of the (start, end) event pairs of the last call (it has synchronised)."""
+        drv = _driver_api()
+        ms = sum(_check(drv.cuEventElapsedTime(start, end), "cuEventElapsedTime") for start, end in events)
+        return ms * 1e-3
 
     def source(self, kind: str = "cuda") -> str:
         if kind == "lowered":
@@ -329,6 +366,7 @@ class CUDAFunction(OpenCLFunction):
         binds, arrays = self._bind(args)
         index = self.module.device_index
         self.module.load()
+        self._start_timing()
         api = _CUDAAPI()
         device_bufs: dict = {}
         copies = []
@@ -383,8 +421,13 @@ class CUDAFunction(OpenCLFunction):
                 raise ValueError(f"kernel {k.name} uses `{v.name}`, which the host cannot bind from the arguments")
             holders.append(np.array([binds[id(v)]], to_numpy(v.dtype)))
         pointers = np.array([h.ctypes.data for h in holders], np.uint64)
-        _check(_driver_api().cuLaunchKernel(fn, *grid, *block, 0, 0, pointers.ctypes.data, 0),
+        drv = _driver_api()
+        start, end = self._pool.pair(len(self._events))
+        _check(drv.cuEventRecord(start, 0), "cuEventRecord")
+        _check(drv.cuLaunchKernel(fn, *grid, *block, 0, 0, pointers.ctypes.data, 0),
                f"launching kernel {k.name} (grid {tuple(grid)}, block {tuple(block)})")
+        _check(drv.cuEventRecord(end, 0), "cuEventRecord")
+        self._events.append((start, end))
 
 
 def _is_foreign(a) -> bool:
@@ -427,5 +470,5 @@ def check_static_limits(source: ModuleSource, tgt: Target, state: _DeviceState |
             check_threads(k, block, tgt, state)
 
 
-__all__ = ["CUDAModule", "CUDAFunction", "CUDAError", "DeviceMemory", "ForeignArray", "NO_DRIVER", "device_state",
-           "driver_version", "require_driver", "check_static_limits", "device_arch_or_none"]
+__all__ = ["CUDAModule", "CUDAFunction", "CUDAError", "DeviceMemory", "EventPool", "ForeignArray", "NO_DRIVER",
+           "device_state", "driver_version", "require_driver", "check_static_limits", "device_arch_or_none"]

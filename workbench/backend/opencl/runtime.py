@@ -3,6 +3,10 @@
 The device is chosen explicitly (never through pyopencl's interactive prompt): the
 devices of every platform, GPUs first; ``-device=<word>`` in the target picks the
 first whose name, platform or type contains the word.
+
+The command queue has profiling enabled: every kernel launch returns an event, and
+``f.last_device_seconds`` is the sum of the kernel events' durations of ``f``'s last
+call (device time only: copies of numpy arguments in and out are not in it).
 """
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ class _DeviceState:
                              + "; ".join(d.name for d in devs))
         self.device = devs[index]
         self.context = cl.Context([self.device])
-        self.queue = cl.CommandQueue(self.context)
+        self.queue = cl.CommandQueue(self.context, properties=cl.command_queue_properties.PROFILING_ENABLE)
         self.programs: dict[str, object] = {}
 
     def describe(self) -> str:
@@ -166,11 +170,20 @@ class OpenCLModule:
     def __init__(self, target: Target, source: ModuleSource, device_index: int, times: dict):
         self.target, self.cl_source, self.device_index, self.times = target, source, device_index, times
         self.functions: dict[str, OpenCLFunction] = {}
+        self.last_called: OpenCLFunction | None = None
         self.program = None
         self._kernels: dict = {}
 
+    @property
+    def last_device_seconds(self) -> float | None:
+        """Device time of the last call of one of this module's functions (see
+        :attr:`OpenCLFunction.last_device_seconds`); None before the first call."""
+        fn = self.__dict__.get("last_called")
+        return fn.last_device_seconds if fn is not None else None
+
     def share(self) -> "OpenCLModule":
         new = copy.copy(self)
+        new.last_called = None
         new.times = dict(self.times)
         new._kernels = {}
         new.functions = {n: f.copy_for(new) for n, f in self.functions.items()}
@@ -232,11 +245,35 @@ class OpenCLFunction:
         self.kernels = kernels            # kernel name -> codegen Kernel
         self.params = param_specs(func, lowered)
         self.flat = [lowered.buffer_map.get(p) for p in func.params]
+        self._events: list | None = None       # the kernel events of the last call
+        self._device_seconds: float | None = None
 
     def copy_for(self, module: OpenCLModule) -> "OpenCLFunction":
         new = copy.copy(self)
         new.module = module
+        new._events, new._device_seconds = None, None
         return new
+
+    @property
+    def last_device_seconds(self) -> float | None:
+        """Seconds the device spent running the kernels of the last call: the sum of their profiling events'
+        durations (``end - start``), waiting for them to finish when they have not. Copies of numpy arguments in
+        and out, and the host's launch overhead, are not counted. None before the first call."""
+        if self._device_seconds is None and self._events is not None:
+            self._device_seconds = self._event_seconds(self._events)
+        return self._device_seconds
+
+    def _event_seconds(self, events: list) -> float:
+        total_ns = 0
+        for ev in events:
+            ev.wait()
+            total_ns += ev.profile.end - ev.profile.start
+        return total_ns * 1e-9
+
+    def _start_timing(self) -> None:
+        """Begin a call: forget the last call's events; this function is its module's last called."""
+        self._events, self._device_seconds = [], None
+        self.module.last_called = self
 
     def source(self, kind: str = "cl") -> str:
         if kind == "lowered":
@@ -318,6 +355,7 @@ class OpenCLFunction:
     # running -----------------------------------------------------------------------------------------------
     def __call__(self, *args) -> None:
         binds, arrays = self._bind(args)
+        self._start_timing()
         api = _OpenCLAPI()
         index = self.module.device_index
         device_bufs: dict = {}
@@ -392,7 +430,8 @@ class OpenCLFunction:
         args += [to_numpy(v.dtype).type(binds[id(v)]) if id(v) in binds else _unbound(k, v) for v in k.scalars]
         kern.set_args(*args)
         global_size = tuple(g * b for g, b in zip(grid, block))
-        _cl().enqueue_nd_range_kernel(self.module.state.queue, kern, global_size, tuple(block))
+        self._events.append(_cl().enqueue_nd_range_kernel(self.module.state.queue, kern, global_size,
+                                                           tuple(block)))
 
 
 def _unbound(k: Kernel, v):
