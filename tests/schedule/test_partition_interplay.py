@@ -55,3 +55,29 @@ def test_reindex_write_of_partitioned_loop_copies_back_only_its_part():
     _check(sch.mod, lambda a: a * 2.0, (6, 4))
     copy_loop = sch.get_loops(sch.get_block("B_reindex"))[0]
     assert sch.get(copy_loop).extent.value == 3
+
+
+def test_decompose_reduction_of_a_reduction_part_that_starts_above_zero_is_refused():
+    """Fuzzer 61205004179:matmul: after loop_partition of k into [1, 2, rest], block C_k1 (k in 1..2) never
+    runs its init; decompose_reduction gave it an unconditional init that reset the k = 0 partial sum."""
+    import pytest
+
+    from workbench.schedule.errors import ScheduleError
+
+    A = te.placeholder((4, 12), "float32", name="A")
+    B = te.placeholder((12, 4), "float32", name="B")
+    k = te.reduce_axis(12, name="k")
+    C = te.compute((4, 4), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    sch = wb.Schedule(wb.create_prim_func([A, B, C]))
+    sch.loop_partition(sch.get_loops(sch.get_block("C"))[2], factors=[1, 2, None])
+    before = sch.func
+    with pytest.raises(ScheduleError, match="reduction axis v_k at 1"):
+        sch.decompose_reduction(sch.get_block("C_k1"), sch.get_loops(sch.get_block("C_k1"))[2])
+    assert sch.func is before
+    sch.decompose_reduction(sch.get_block("C_k0"), sch.get_loops(sch.get_block("C_k0"))[2])   # k starts at 0
+    a = np.random.default_rng(1).random((4, 12), dtype=np.float32)
+    b = np.random.default_rng(2).random((12, 4), dtype=np.float32)
+    for run in (lambda *x: evaluate(sch.mod["main"], *x), wb.build(sch.mod, target="llvm")):
+        out = np.zeros((4, 4), "float32")
+        run(a, b, out)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-5)

@@ -148,6 +148,7 @@ def decompose_reduction(sch, block, loop) -> Outcome:
                     f"feeds the reduction axis {iv.var.name}, so the init would run again on each of its iterations; "
                     f"decompose at loop {a.loop_var.name} or further out", node=f)
     below = [a for a in b_anc[pos:] if isinstance(a, For)]
+    _require_init_at_first_iteration(name, fn, reduce_vals, below, f)
     for lp in below:
         if as_int(lp.extent) != 1 and not any(uses_var(v, lp.loop_var) for v in realize.iter_values) and \
                 not uses_var(realize.predicate, lp.loop_var):
@@ -183,6 +184,22 @@ def decompose_reduction(sch, block, loop) -> Outcome:
     new_f = replace_in_stmt(f, {id(realize): update})
     new_func = replace_many(sch.func, {id(f): [nest, new_f]})
     return Outcome(func=new_func, outputs=("block", init_name), renames={name: update_name})
+
+
+def _require_init_at_first_iteration(name: str, fn: str, reduce_vals, below: list, node) -> None:
+    """The block's init runs where every reduction axis is at its domain's minimum; the decomposed init runs
+    before the first iteration of the loops ``below``. Those agree only when the first iteration puts every
+    reduction axis at its minimum (a loop that loop_partition started above 0 does not: its block never
+    runs the init, and a decomposed one would reset the partial result)."""
+    start = {lp.loop_var: lp.min for lp in below}
+    an = Analyzer()
+    for iv, val in reduce_vals:
+        first = substitute(val, start)
+        if not an.can_prove_equal(first, iv.dom.min):
+            raise ScheduleError(
+                f"cannot decompose block {name} at loop {fn}: its first iteration puts the reduction axis "
+                f"{iv.var.name} at {an.simplify(first)}, not at the start {iv.dom.min} of its domain, so the block "
+                f"never runs its init there and a separate init would reset the partial result", node=node)
 
 
 def init_predicate(pred: PrimExpr, dropped_loops, feeds_spatial: Callable[[Var], bool], what: str,
