@@ -81,3 +81,74 @@ def test_decompose_reduction_of_a_reduction_part_that_starts_above_zero_is_refus
         out = np.zeros((4, 4), "float32")
         run(a, b, out)
         np.testing.assert_allclose(out, a @ b, rtol=1e-5)
+
+
+IN_PLACE = """
+@wb.prim_func
+def main(A: wb.Buffer((8,), "float32"), O: wb.Buffer((8,), "float32")):
+    for i in wb.serial(8):
+        with wb.block("Acc"):
+            v = wb.axis.spatial(8, i)
+            wb.reads(O[v], A[v])
+            wb.writes(O[v])
+            O[v] = O[v] + A[v]
+"""
+
+
+def test_cache_read_of_a_buffer_the_block_updates_in_place_is_refused():
+    """Fuzzer 71205000342:sum: cache_read of a block's own accumulator redirected its writes to the copy,
+    and the copy went after the last writer: wrong results. cache_inplace is the primitive for that."""
+    import pytest
+
+    from workbench.schedule.errors import DependenceError
+
+    sch = wb.Schedule(wb.parse(IN_PLACE))
+    before = sch.func
+    blk = sch.get_block("Acc")
+    with pytest.raises(DependenceError, match="also writes O"):
+        sch.cache_read(blk, 0, "local", consumer_blocks=[blk])
+    with pytest.raises(DependenceError, match="also writes O"):
+        sch.cache_read(blk, 0, "local")
+    assert sch.func is before
+    sch.cache_inplace(blk, 0, "local")   # the primitive for it
+
+
+TWO_WRITERS = """
+@wb.prim_func
+def main(A: wb.Buffer((8,), "float32"), O: wb.Buffer((8,), "float32")):
+    T = wb.alloc_buffer((8,), "float32")
+    for i in wb.serial(4):
+        with wb.block("W1"):
+            v = wb.axis.spatial(4, i)
+            T[v] = A[v] + 1.0
+    for i in wb.serial(4):
+        with wb.block("R1"):
+            v = wb.axis.spatial(4, i)
+            O[v] = T[v] * 2.0
+    for i in wb.serial(4):
+        with wb.block("W2"):
+            v = wb.axis.spatial(4, i)
+            T[v + 4] = A[v + 4] + 1.0
+    for i in wb.serial(4):
+        with wb.block("R2"):
+            v = wb.axis.spatial(4, i)
+            O[v + 4] = T[v + 4] * 2.0
+"""
+
+
+def test_cache_read_for_a_reader_before_the_last_writer_is_refused():
+    """R1 reads T before W2 writes it; one copy of T after W2 (where cache_read puts it) cannot serve R1."""
+    import pytest
+
+    from workbench.schedule.errors import DependenceError
+
+    sch = wb.Schedule(wb.parse(TWO_WRITERS))
+    before = sch.func
+    with pytest.raises(DependenceError, match="runs before block W2"):
+        sch.cache_read(sch.get_block("R1"), 0, "local")
+    assert sch.func is before
+    sch.cache_read(sch.get_block("R2"), 0, "local", consumer_blocks=[sch.get_block("R2")])   # after W2: fine
+    a = np.arange(8, dtype="float32")
+    out = np.zeros(8, "float32")
+    evaluate(sch.mod["main"], a, out)
+    np.testing.assert_allclose(out, (a + 1) * 2)

@@ -183,7 +183,7 @@ def build_llvm(funcs: dict, tgt: Target, *, checks: bool = False, emulate: bool 
 
     from .llvm.codegen import ModuleCodegen
     from .llvm.module import BuiltFunction, LLVMModule, compile_ir, size_vars
-    from .llvm.runtime import LAUNCH_ADDR
+    from .llvm.runtime import launch_address
     from .lower import lower
 
     times: dict = {}
@@ -210,7 +210,7 @@ def build_llvm(funcs: dict, tgt: Target, *, checks: bool = False, emulate: bool 
         return compile_emulated(funcs, lowered, infos, text, tgt, times, _symbol)
     engine, opt_text, tm, obj = compile_ir(text, tgt, times)
     slot = engine.get_global_value_address("__wb_launch")
-    ctypes.c_void_p.from_address(slot).value = LAUNCH_ADDR
+    ctypes.c_void_p.from_address(slot).value = launch_address()
     _cache.count_compile()
     m = LLVMModule(tgt, engine, text, opt_text, tm, times)
     for n, f in funcs.items():
@@ -255,12 +255,12 @@ def _load_llvm_build(key: tuple, funcs: dict, tgt: Target, checks: bool):
 
     from .llvm.codegen import FuncInfo
     from .llvm.module import BuiltFunction, LLVMModule, load_object, restored_param_specs
-    from .llvm.runtime import LAUNCH_ADDR
+    from .llvm.runtime import launch_address
     from .lower import lower
 
     times: dict = {}
     engine, tm = load_object(blobs["object"], tgt, times)
-    ctypes.c_void_p.from_address(engine.get_global_value_address("__wb_launch")).value = LAUNCH_ADDR
+    ctypes.c_void_p.from_address(engine.get_global_value_address("__wb_launch")).value = launch_address()
     m = LLVMModule(tgt, engine, zlib.decompress(blobs["ir"]).decode(), zlib.decompress(blobs["opt"]).decode(),
                    tm, times)
     for n, f in funcs.items():

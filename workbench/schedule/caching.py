@@ -177,6 +177,12 @@ def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=N
             if t not in readers:
                 raise ScheduleArgumentError(f"cannot cache_read {buf.name}: block {t} does not read it",
                                             node=idx.realize(t))
+    for t in targets:
+        if t in writers:
+            raise DependenceError(
+                f"cannot cache_read {buf.name} for block {t}: the block also writes {buf.name} (it updates it in "
+                f"place), so a copy made before it would be stale and its writes would go to the copy",
+                detail="cache_inplace caches a buffer that a block reads and writes.", node=idx.realize(t))
     cname = _buf_name(buf.name, scope, sch.func)
     cbuf = Buffer(cname, buf.shape, buf.dtype, scope=scope)
     bname = fresh_name(cname, idx.blocks)
@@ -192,6 +198,10 @@ def cache_read(sch, block, read_buffer_index: int, scope: str, consumer_blocks=N
         at = _position(sc, top) + 1
         for t in targets:
             t_real, t_anc = idx.blocks[t]
+            if _position(sc, _top_stmt(t_anc, sc, t_real)) < at - 1:
+                raise DependenceError(
+                    f"cannot cache_read {buf.name} for block {t}: it runs before block {writers[-1]} writes "
+                    f"{buf.name}, and the copy can only go after the last writer", node=t_real)
             if _top_stmt(t_anc, sc, t_real) is top:
                 raise DependenceError(
                     f"cannot cache_read {buf.name} for block {t}: it is in the same loop nest as the block "

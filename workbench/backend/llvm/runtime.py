@@ -11,6 +11,10 @@ reached again inside a chunk) runs inline.
 The number of threads defaults to the core count; change it with
 ``set_num_threads(n)`` or the environment variable ``WB_NUM_THREADS``.
 
+On x86-64 Linux the generated code gets :mod:`native_pool`'s launcher instead
+(:func:`launch_address`): the same chunks, run by native workers without any
+Python per launch (``WB_NATIVE_POOL=0`` keeps this module's pool).
+
 >>> from workbench.backend import set_num_threads, get_num_threads
 >>> old = get_num_threads(); set_num_threads(1); get_num_threads()
 1
@@ -70,6 +74,9 @@ def set_num_threads(n: int) -> None:
             _pool.shutdown(wait=True)
             _pool = None
         _num_threads = n
+    if _native_state["pool"] is not None:
+        _native_state["pool"].resize(n)
+        _native_state["pid"] = os.getpid()
 
 
 def _mark_worker():
@@ -131,10 +138,38 @@ def launch(fn_addr, closure, extent) -> int:
 
 def _forget_pool_in_child() -> None:
     """After ``fork`` the child has none of the pool's threads (and the lock may be held by one):
-    start afresh, so a forked process (multiprocessing's default on Linux) can run parallel loops."""
+    start afresh, so a forked process (multiprocessing's default on Linux) can run parallel loops
+    (the native workers start again at the next build or load: :func:`launch_address`)."""
     global _pool, _lock
     _pool = None
     _lock = threading.Lock()
+    if _native_state["pool"] is not None:
+        _native_state["pool"].after_fork_in_child()
+
+
+#: the native pool (None until first used, or when unsupported/failed) and the process that started its workers
+_native_state: dict = {"pool": None, "pid": None, "failed": False}
+
+
+def launch_address() -> int:
+    """The address generated code calls to launch a parallel loop: the native pool's launcher (its workers
+    started for :func:`get_num_threads` threads in this process), or this module's Python pool."""
+    from .native_pool import NativePool, native_pool_supported
+
+    if _native_state["failed"] or not native_pool_supported():
+        return LAUNCH_ADDR
+    with _lock:
+        pool = _native_state["pool"]
+        if pool is None:
+            try:
+                pool = _native_state["pool"] = NativePool()
+            except (RuntimeError, OSError, ValueError):   # no JIT for it here: the Python pool works everywhere
+                _native_state["failed"] = True
+                return LAUNCH_ADDR
+    if _native_state["pid"] != os.getpid() or pool.workers != get_num_threads() - 1:
+        pool.resize(get_num_threads())
+        _native_state["pid"] = os.getpid()
+    return pool.launch_address
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
@@ -142,4 +177,4 @@ os.register_at_fork(after_in_child=_forget_pool_in_child)
 LAUNCH = LAUNCH_FN(launch)
 LAUNCH_ADDR = ctypes.cast(LAUNCH, ctypes.c_void_p).value
 
-__all__ = ["set_num_threads", "get_num_threads", "launch", "chunks", "LAUNCH_ADDR"]
+__all__ = ["set_num_threads", "get_num_threads", "launch", "chunks", "LAUNCH_ADDR", "launch_address"]
