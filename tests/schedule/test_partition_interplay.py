@@ -152,3 +152,29 @@ def test_cache_read_for_a_reader_before_the_last_writer_is_refused():
     out = np.zeros(8, "float32")
     evaluate(sch.mod["main"], a, out)
     np.testing.assert_allclose(out, (a + 1) * 2)
+
+
+def test_reduction_moved_under_a_parallel_loop_of_its_axis_is_refused():
+    """Fuzzer 81205000052:softmax_symbolic: reverse_compute_at of the exp-sum (a reduction over j) under the
+    parallel j loop of exp made every thread accumulate into the same row sum (a race; LLVM results wrong)."""
+    import pytest
+
+    from workbench.schedule.errors import DependenceError
+
+    n = wb.var("n")
+    A = te.placeholder((n, 16), "float32", name="A")
+    E = te.compute((n, 16), lambda i, j: te.exp(A[i, j]), name="E")
+    k = te.reduce_axis(16, name="k")
+    S = te.compute((n,), lambda i: te.sum(E[i, k], axis=k), name="S")
+    sch = wb.Schedule(wb.create_prim_func([A, S]))
+    i, j = sch.get_loops(sch.get_block("E"))
+    sch.parallel(j)
+    before = sch.func
+    with pytest.raises(DependenceError, match="inside the parallel loop j"):
+        sch.reverse_compute_at(sch.get_block("S"), j)
+    assert sch.func is before
+    sch.reverse_compute_at(sch.get_block("S"), i)   # per row, outside the parallel loop: fine
+    a = np.random.default_rng(0).random((5, 16), dtype=np.float32)
+    out = np.zeros(5, "float32")
+    wb.build(sch.mod, target="llvm")(a, out)
+    np.testing.assert_allclose(out, np.exp(a).sum(1), rtol=1e-5)

@@ -13,7 +13,8 @@ from .legality import (ReplaceLoads, allocating_block, box_fits, buffer_users, i
 from .loops import loop_names
 from .lookup import consumers_of, producers_of
 from .state import Outcome
-from .tree import fresh_name, replace_many
+from .loop_legality import check_iterations_independent
+from .tree import Index, fresh_name, replace_many
 from .primitive import primitive
 
 
@@ -439,6 +440,7 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
     new_loop = _insert(f, nest, idx, cons, before=True)
     new_func = replace_many(sch.func, {id(realize): None, id(f): new_loop})
+    _check_parallel_loops_stay_independent(new_func, name, f"cannot compute block {name} at loop {ln}")
     return Outcome(func=new_func)
 
 
@@ -686,7 +688,22 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
     new_loop = _insert(f, nest, idx, prods, before=False)
     new_func = replace_many(sch.func, {id(realize): None, id(f): new_loop})
+    _check_parallel_loops_stay_independent(new_func, name, f"cannot reverse-compute block {name} at loop {ln}")
     return Outcome(func=new_func)
+
+
+def _check_parallel_loops_stay_independent(func, name: str, what: str) -> None:
+    """The parallel and vectorized loops around the moved block must still run their iterations at once:
+    a reduction moved under a parallel loop that feeds its reduction axis would have every iteration
+    accumulate into the same element (a race), as ``parallel`` itself refuses."""
+    for loop in Index(func).loops_of(name):
+        if loop.kind in (ForKind.PARALLEL, ForKind.VECTORIZED) and loop.thread is None:
+            try:
+                check_iterations_independent(loop, f"run block {name} inside the {loop.kind.value}")
+            except DependenceError as err:
+                reason = str(err.args[0]).split(": ", 1)[-1]
+                raise DependenceError(f"{what}: inside the {loop.kind.value} loop {loop.loop_var.name}, {reason}",
+                                      node=loop) from None
 
 
 def _check_reduction_finished(idx, p: str, name: str, f: For, l_anc: tuple) -> None:
