@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python benchmarks/matmul_gpu.py [--size 4096] [--repeats 10]
       .venv/bin/python benchmarks/matmul_gpu.py --ptx-only      # any machine: build every schedule to PTX
+      .venv/bin/python benchmarks/matmul_gpu.py --opencl [--size 512]   # the fp32 schedules on OpenCL (PoCL)
 
 It needs an NVIDIA GPU, its driver, the ``cuda`` extra (``pip install "workbench[cuda]"``)
 and PyTorch or CuPy for cuBLAS (never dependencies). Without a GPU it says so and exits
@@ -187,13 +188,36 @@ def run(n: int, repeats: int) -> None:
         print(f"{name:14s} {ms:9.3f} {flops / ms / 1e9:8.1f} {ratio:>10s} {err}")
 
 
+def run_opencl(n: int) -> None:
+    """The fp32 schedules on the OpenCL device (PoCL runs them on the CPU where there is no GPU), timed by
+    ``wb.benchmark`` with the kernels' profiling events, against numpy on the host, in one table."""
+    import workbench as wb
+
+    try:
+        import pyopencl  # noqa: F401
+    except ImportError:
+        print("matmul_gpu --opencl: pyopencl is not installed")
+        return
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    variants = {"numpy": lambda x, y, out: np.matmul(x, y, out=out)}
+    variants.update({name: make(n).mod for name, (make, dtype) in PROGRAMS.items() if dtype == "float32"})
+    res = wb.benchmark(variants, target="opencl", args=(a, b, np.zeros((n, n), np.float32)), peak=None,
+                       baseline="numpy", progress=False)
+    print(f"{n} x {n} x {n} fp32 matmul on OpenCL (each program checked against numpy first)")
+    print(res.table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--ptx-only", action="store_true", help="build every schedule to PTX (no GPU needed)")
+    p.add_argument("--opencl", action="store_true", help="run the fp32 schedules on OpenCL (PoCL without a GPU)")
     args = p.parse_args(argv)
-    if args.ptx_only:
+    if args.opencl:
+        run_opencl(args.size)
+    elif args.ptx_only:
         ptx_only(args.size)
     else:
         run(args.size, args.repeats)
