@@ -178,3 +178,22 @@ def test_reduction_moved_under_a_parallel_loop_of_its_axis_is_refused():
     out = np.zeros(5, "float32")
     wb.build(sch.mod, target="llvm")(a, out)
     np.testing.assert_allclose(out, np.exp(a).sum(1), rtol=1e-5)
+
+
+def test_reindex_of_a_block_in_a_blockized_init_is_refused_clearly():
+    """Fuzzer 91205003242:batch_matmul: reindex of C_init, which blockize put in the init of C_o, crashed with
+    an IndexError (no place in C_o's body for the new stage). Now a ScheduleError naming C_o."""
+    import pytest
+
+    from workbench.schedule.errors import ScheduleError
+
+    A = te.placeholder((2, 4, 4), "float32", name="A")
+    B = te.placeholder((2, 4, 4), "float32", name="B")
+    k = te.reduce_axis(4, name="k")
+    C = te.compute((2, 4, 4), lambda b, i, j: te.sum(A[b, i, k] * B[b, k, j], axis=k), name="C")
+    sch = wb.Schedule(wb.create_prim_func([A, B, C]))
+    sch.blockize(sch.get_loops(sch.get_block("C"))[0])
+    before = sch.func
+    with pytest.raises(ScheduleError, match="init of block C_o"):
+        sch.reindex(sch.get_block("C_init"), ("write", 0))
+    assert sch.func is before

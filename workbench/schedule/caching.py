@@ -13,7 +13,7 @@ from ..ir.functor import Mutator, collect_vars, post_order_visit, substitute, us
 from ..ir.node import FrozenDict
 from ..ir.stmt import (Block, BlockRealize, BufferStore, For, ForKind, IfThenElse, IterType, IterVar, SeqStmt,
                        seq)
-from .errors import DependenceError, ScheduleArgumentError
+from .errors import DependenceError, ScheduleArgumentError, ScheduleError
 from .legality import box_fits, buffer_users, refresh_regions, written_box
 from .loops import loop_names
 from .state import Outcome
@@ -84,8 +84,14 @@ def _scope_items(sc: BlockRealize) -> list:
 
 
 def _position(sc: BlockRealize, top) -> int:
-    """Where the top-level statement ``top`` stands in the scope's body."""
-    return [k for k, s in enumerate(_scope_items(sc)) if s is top][0]
+    """Where the top-level statement ``top`` stands in the scope's body. A statement in the scope block's
+    ``init`` (a blockized reduction's init nest) has no place there for a new stage: refused."""
+    found = [k for k, s in enumerate(_scope_items(sc)) if s is top]
+    if not found:
+        raise ScheduleError(f"the block is in the init of block {sc.block.name}, not in its body, so no new "
+                            f"stage can be placed next to it; work on the init before blockize, or "
+                            f"decompose_reduction of block {sc.block.name} first", node=sc)
+    return found[0]
 
 
 def _with_copies(sch, sc: BlockRealize, mapping: dict, inserts: list, cbuf):
