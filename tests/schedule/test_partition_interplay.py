@@ -197,3 +197,30 @@ def test_reindex_of_a_block_in_a_blockized_init_is_refused_clearly():
     with pytest.raises(ScheduleError, match="init of block C_o"):
         sch.reindex(sch.get_block("C_init"), ("write", 0))
     assert sch.func is before
+
+
+def _replay(program: str, lines: list[str]):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import fuzz_schedules as fz
+
+    return fz.replay_lines(program, lines)["failures"]
+
+
+def test_unbounded_index_sets_refuse_instead_of_crashing():
+    """Fuzzer 101205000742:softmax_symbolic and 101205001720:avg_pool2d: an index whose bounds the analyzer
+    cannot find (None) crashed reindex / reindex_cache_read with a TypeError; now they refuse or proceed."""
+    assert _replay("softmax_symbolic", [
+        'b1 = sch.get_block("softmax")', 'l2, l3 = sch.get_loops(b1)', 'sch.vectorize(l2)',
+        'b4 = sch.get_block("softmax")', 'sch.cache_index(b4, storage_scope="global", cse_thresh=2)',
+        'b5 = sch.get_block("softmax_exp")', 'l6, l7 = sch.get_loops(b5)',
+        'l8, l9 = sch.split(l6, factors=[16, None])', 'b10 = sch.get_block("softmax_maxelem")',
+        'sch.set_scope(b10, buffer_index=0, storage_scope="shared")', 'b11 = sch.get_block("softmax_exp")',
+        'sch.reindex(b11, ("read", 1))']) == []
+    assert _replay("avg_pool2d", [
+        'b8 = sch.get_block("avg_pool2d_pad")',
+        'b9, b10 = sch.cache_index(b8, storage_scope="global", cse_thresh=1)',
+        'b19 = sch.get_block("avg_pool2d_pad")',
+        'sch.reindex_cache_read(b19, 0, "shared", lambda v0, v1, v2, v3: (v1, v0, v3, v2 // 2, v2 % 2))']) == []

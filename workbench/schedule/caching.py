@@ -334,7 +334,8 @@ def _implied_by_domain(cond: PrimExpr, blk: Block, an: Analyzer) -> bool:
     if test is None:
         return False
     s = an.int_set(cond.a - cond.b, {iv.var: iv.dom for iv in blk.iter_vars})
-    return an.can_prove(test(s))
+    bound = s.max if type(cond) in (LT, LE) else s.min
+    return bound is not None and an.can_prove(test(s))   # None: unbounded, so not always true
 
 
 def _write_iters(blk: Block, buf: Buffer) -> dict:

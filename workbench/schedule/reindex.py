@@ -187,7 +187,7 @@ def _check_read_in_bounds(blk: Block, buf: Buffer, indices: tuple, what: str, no
     dom = {iv.var: iv.dom for iv in blk.iter_vars}
     for dim, (e, n) in enumerate(zip(indices, buf.shape)):
         s = an.int_set(e, dom)
-        if not (an.can_prove(s.min >= 0) and an.can_prove(s.max < n)):
+        if s.min is None or s.max is None or not (an.can_prove(s.min >= 0) and an.can_prove(s.max < n)):
             raise ScheduleArgumentError(
                 f"{what}: index `{e}` of {buf.name} (dimension {dim}) may leave [0, {n}) over the block's "
                 "iteration domain, where the block reads it only under a condition; the copy would read out of "
@@ -239,7 +239,8 @@ def _copied_ranges(sch, realize: BlockRealize, covered: list, refuse: bool, what
             out.append((an.simplify(loop.min + offset), loop.extent))
             continue
         s = an.int_set(value, dom_map)
-        covers = (all(an.can_prove(loops[u].min == 0) for u in uses[k]) and an.can_prove(s.min <= iv.dom.min)
+        covers = (s.min is not None and s.max is not None   # None: unbounded, nothing to prove with
+                  and all(an.can_prove(loops[u].min == 0) for u in uses[k]) and an.can_prove(s.min <= iv.dom.min)
                   and an.can_prove(s.max >= iv.dom.min + iv.dom.extent - 1))
         if not covers and refuse:
             raise DependenceError(f"{what}: the binding `{value}` of {iv.var.name} may not cover its domain "
