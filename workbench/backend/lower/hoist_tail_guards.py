@@ -38,12 +38,13 @@ for the outermost loop that has such guards (then again inside that copy for the
 """
 from __future__ import annotations
 
-from ...ir.expr import LE, LT, And, FloorDiv, IntImm, Min, PrimExpr, Var
+from ...ir.expr import LE, LT, FloorDiv, IntImm, Min, PrimExpr, Var, logical_and
 from ...ir.arith import Analyzer
 from ...ir.arith.linear import lin_bounds, lin_sub, linear, to_expr
 from ...ir.function import PrimFunc
 from ...ir.functor import Mutator, Visitor, collect_vars
 from ...ir.stmt import For, ForKind, IfThenElse, LetStmt, Stmt
+from .compact import _conjuncts
 
 #: loop kinds whose iterations may be split into the unguarded and the guarded copy
 _HOISTABLE = (ForKind.SERIAL, ForKind.PARALLEL)
@@ -53,17 +54,6 @@ def hoist_tail_guards(func: PrimFunc) -> PrimFunc:
     """``func`` with the tail guards of its loops tested once per iteration (module docstring)."""
     body = _Hoist().visit(func.body)
     return func if body is func.body else func.with_body(body)
-
-
-def _conjuncts(c: PrimExpr) -> list[PrimExpr]:
-    return _conjuncts(c.a) + _conjuncts(c.b) if isinstance(c, And) else [c]
-
-
-def _join(parts: list[PrimExpr]) -> PrimExpr | None:
-    out = None
-    for p in parts:
-        out = p if out is None else And(out, p)
-    return out
 
 
 def _limit(guard: PrimExpr, var: Var, inner: dict) -> PrimExpr | None:
@@ -174,8 +164,9 @@ class _Unguard(Mutator):
         kept = [c for c in _conjuncts(s.condition) if id(c) not in self.hoisted]
         if len(kept) == len(_conjuncts(s.condition)):
             return s.replace(then_case=then, else_case=els)
-        cond = _join(kept)
-        return then if cond is None else s.replace(condition=cond, then_case=then, else_case=els)
+        if not kept:
+            return then
+        return s.replace(condition=logical_and(*kept), then_case=then, else_case=els)
 
     def generic_visit(self, n):
         if isinstance(n, Stmt):
