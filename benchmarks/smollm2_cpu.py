@@ -139,8 +139,14 @@ def llama_cpp_forward(model) -> Callable[[list[int], int], np.ndarray]:
         if past == 0:
             model.reset()
         model.eval(tokens)
-        return np.asarray(model.scores[model.n_tokens - 1])
+        return llama_cpp_last_logits(model)
     return forward
+
+
+def llama_cpp_last_logits(model) -> np.ndarray:
+    """The logits of the last evaluated token, read from the context (``Llama.scores`` is filled only when
+    the model was made with ``logits_all=True``, which would also compute the head over the whole prompt)."""
+    return np.ctypeslib.as_array(model._ctx.get_logits_ith(-1), shape=(model.n_vocab(),)).copy()
 
 
 def load_llama_cpp(path: str, threads: int, n_ctx: int):
@@ -150,7 +156,8 @@ def load_llama_cpp(path: str, threads: int, n_ctx: int):
     except ImportError:
         return "llama-cpp-python not installed (building it from source takes about 9 min): not run"
     return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                           n_batch=max(n_ctx, 512), verbose=False)
+                           n_batch=max(n_ctx, 512), verbose=False,
+                           use_extra_bufts=False)   # the AMX path of a native build dies on long prompts
 
 
 # -- report ----------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """blockize under an overshooting split: the outer block keeps the part of the predicate that only its
 loops decide (fuzzer seed 7361000083, sym_sum), checked against numpy with the interpreter and LLVM."""
 
+import numpy as np
+
 import workbench as wb
 from workbench import te
 from workbench.ir.expr import And, IntImm
@@ -110,3 +112,21 @@ def test_guard_that_always_holds_is_not_added():
     assert isinstance(pred, IntImm) and pred.value == 1
     assert str(_realize(sch.func.body, "y").predicate) == "v_i_o * 32 + i_1 < 100"
     check_numeric(sch.func, lambda x: x + 1.0, [(100,)], (100,))
+
+
+def test_fuzzer_seed_111205008429_outer_axis_of_a_shifted_padding_binding_stays_in_its_domain():
+    """decompose_padding leaves the copy block bound ``v = i - 1`` under ``where(i >= 1 and i < 7)``; the
+    outer axis of blockize is ``i - 1`` over [0, 6), not ``i`` (which reaches 6) with the shift moved inside."""
+    from workbench.ir.op_library.transform import pad
+
+    x = te.placeholder((3, 6), name="x")
+    y = pad(x, (1, 1), (1, 1), name="y")
+    sch = wb.Schedule(wb.create_prim_func([x, y]))
+    block = sch.get_block("y")
+    sch.decompose_padding(block, sch.get_loops(block)[1])
+    sch.blockize(sch.get_loops(sch.get_block("y"))[1])
+    outer = _realize(sch.func.body, "y_o")
+    assert str(outer.iter_values[0]) == "i0 - 1", outer.iter_values
+    ref = lambda a: np.pad(a, 1)  # noqa: E731
+    check_numeric(sch.func, ref, [(3, 6)], (5, 8))
+    check_llvm(sch.func, ref, [(3, 6)], (5, 8))

@@ -209,7 +209,7 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
         dt = iv.var.dtype
         base = 0  # what the new axes leave out: a part's lowest value, e.g. 3 for loop i in wb.serial(3, 6)
         if oe != 1:
-            o, o_low = _from_zero(o, loop_an)
+            o, o_low, oe = _outer_from_zero(o, oe, i, ie, dom_extent, loop_an, lname, iv.var.name, block.name)
             base += o_low * ie
             vo = Var(fresh_name(iv.var.name + "_o", taken_vars), dt)
             taken_vars.add(vo.name)
@@ -259,6 +259,30 @@ def _from_zero(part: PrimExpr, loop_an: Analyzer) -> tuple[PrimExpr, int]:
     if not isinstance(low, int) or low == 0:
         return part, 0
     return loop_an.simplify(part - low), low
+
+
+def _outer_from_zero(o: PrimExpr, oe: int, inner: PrimExpr, ie: int, dom_extent: int | None,
+                     loop_an: Analyzer, lname: str, var: str, block: str) -> tuple[PrimExpr, int, int]:
+    """The outer part ``o`` of a divided binding shifted to start at 0, its shift and its extent.
+
+    Over its loops ``o`` may start below 0 when a predicate keeps the block off those iterations (a padding
+    block ``v = i - 1`` under ``where(i >= 1 and i < 7)``); then it is kept as it is, and its extent is what
+    the axis' domain allows: ``o = v // ie`` lies in ``[0, ceil(dom / ie))`` whenever the block runs."""
+    bound = loop_an.const_int_bound(o)
+    low, high = bound.min_value, bound.max_value
+    if not isinstance(low, int) or low >= 0:
+        o, shift = _from_zero(o, loop_an)
+        return o, shift, oe
+    ib = loop_an.const_int_bound(inner)
+    if dom_extent is None or not isinstance(ib.min_value, int) or ib.min_value < 0 \
+            or not isinstance(ib.max_value, int) or ib.max_value >= ie:
+        raise BlockizeError(f"cannot blockize loop {lname}: the part of {var}'s binding outside the loop, `{o}`, "
+                            f"can be negative, and the part inside does not stay within [0, {ie}); block {block} "
+                            f"would get an outer axis outside its domain")
+    extent = -(-dom_extent // ie)
+    if isinstance(high, int):
+        extent = min(extent, high + 1)
+    return o, 0, extent
 
 
 def _outer_guards(terms: list, outer_loops: list[For], inner_loops: list[For]) -> list[PrimExpr]:
