@@ -130,3 +130,19 @@ def test_fuzzer_seed_111205008429_outer_axis_of_a_shifted_padding_binding_stays_
     ref = lambda a: np.pad(a, 1)  # noqa: E731
     check_numeric(sch.func, ref, [(3, 6)], (5, 8))
     check_llvm(sch.func, ref, [(3, 6)], (5, 8))
+
+
+def test_fuzzer_seed_121206000776_blockize_of_a_partition_piece_keeps_no_init():
+    """A ``loop_partition`` piece of a reduction (k in [2, 4)) never runs its init (that is k = 0's); blockize
+    gave the new outer block an init that ran for the piece and wiped the first piece's partial sums."""
+    a = te.placeholder((4, 5), name="A")
+    b = te.placeholder((5, 3), name="B")
+    k = te.reduce_axis((0, 5), name="k")
+    c = te.compute((4, 3), lambda i, j: te.sum(a[i, k] * b[k, j], axis=k), name="C")
+    sch = wb.Schedule(wb.create_prim_func([a, b, c]))
+    kloop = sch.get_loops(sch.get_block("C"))[-1]
+    sch.loop_partition(kloop, factors=[2, 2])
+    sch.blockize(sch.get_loops(sch.get_block("C_k1"))[-1])
+    assert _realize(sch.func.body, "C_k1_o").block.init is None
+    check_numeric(sch.func, lambda x, y: x @ y, [(4, 5), (5, 3)], (4, 3))
+    check_llvm(sch.func, lambda x, y: x @ y, [(4, 5), (5, 3)], (4, 3))

@@ -238,7 +238,8 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
     inner_pred = _through_outer_axes(inner_terms, outer_loops, outer_ivs, outer_vals, lname, realize)
     new_inner_realize = BlockRealize(tuple(inner_vals), inner_pred, new_inner)
     outer_init = None
-    if block.init is not None:
+    if block.init is not None and _init_ever_runs(block, realize, loop_an):   # else it is dropped: it never ran
+        _check_init_point(block, vmap, outer_ivs + inner_ivs, an, lname)
         spatial = [f.loop_var for f in inner_loops
                    if any(uses_var(v, f.loop_var) for iv, v in zip(block.iter_vars, realize.iter_values)
                           if iv.iter_type == IterType.SPATIAL)]
@@ -259,6 +260,31 @@ def _from_zero(part: PrimExpr, loop_an: Analyzer) -> tuple[PrimExpr, int]:
     if not isinstance(low, int) or low == 0:
         return part, 0
     return loop_an.simplify(part - low), low
+
+
+def _init_ever_runs(block: Block, realize: BlockRealize, loop_an: Analyzer) -> bool:
+    """Whether the block's init runs at all: it runs where every reduction axis is at 0, which a binding
+    that stays above 0 over its loops never is (a piece of ``loop_partition``: ``v_k = k1`` for k1 in [2, 4))."""
+    for iv, value in zip(block.iter_vars, realize.iter_values):
+        if iv.iter_type != IterType.SPATIAL:
+            b = loop_an.const_int_bound(value)
+            if isinstance(b.min_value, int) and b.min_value > 0 or isinstance(b.max_value, int) and b.max_value < 0:
+                return False
+    return True
+
+
+def _check_init_point(block: Block, vmap: dict, new_axes: list[IterVar], an: Analyzer, lname: str) -> None:
+    """The outer block's init runs where its reduction axes and the inner ones start (all 0); refuse when the
+    block's own reduction axes are not all 0 there, so the init would run at another iteration than before."""
+    start = {iv.var: IntImm(0, iv.var.dtype) for iv in new_axes if iv.iter_type != IterType.SPATIAL}
+    for iv in block.iter_vars:
+        if iv.iter_type == IterType.SPATIAL:
+            continue
+        first = an.simplify(substitute(vmap[iv.var], start))
+        if as_int(first) != 0:
+            raise BlockizeError(f"cannot blockize loop {lname}: block {block.name}'s init runs where its reduction "
+                                f"axis {iv.var.name} is 0, but the first iteration of the new blocks has "
+                                f"{iv.var.name} = {first}, so the init would run at another iteration")
 
 
 def _outer_from_zero(o: PrimExpr, oe: int, inner: PrimExpr, ie: int, dom_extent: int | None,
