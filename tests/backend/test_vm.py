@@ -570,3 +570,59 @@ def test_tuple_parameter():
         vm["main"]((x, randn(4)))
     with pytest.raises(TypeError, match=r"parameter t \(argument 0\) must be a tuple of 2 value\(s\)"):
         vm["main"](x)
+
+
+def test_memory_plan_storages_are_kept_between_calls_and_per_thread(monkeypatch):
+    """A call reuses the last call's storages when they are big enough (no allocation), grows them when not,
+    and each thread has its own (two threads at once never share an intermediate)."""
+    import threading
+
+    import workbench.backend.vm_compile as vm_compile
+
+    transform = pytest.importorskip("workbench.transform")
+    mod = transform.Sequential([transform.LegalizeOps(), transform.StaticPlanBlockMemory()])(chain_module())
+    vm = build_vm(mod)
+    storages = []
+    real = vm_compile.aligned_storage
+    monkeypatch.setattr(vm_compile, "aligned_storage", lambda nbytes: storages.append(nbytes) or real(nbytes))
+    for n in (4, 4, 2, 3):
+        a = randn(n, 4)
+        np.testing.assert_allclose(vm["main"](a), chain_reference(a), rtol=1e-5)
+    assert storages == [4 * 16, 4 * 16]          # made by the first call, reused by the three others
+    vm["main"](randn(7, 4))
+    assert storages[2:] == [7 * 16, 7 * 16]      # grown
+    errors = []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(200):
+            a = rng.standard_normal((5, 4)).astype("float32")
+            if not np.allclose(vm["main"](a), chain_reference(a), rtol=1e-5):
+                errors.append(seed)
+    threads = [threading.Thread(target=worker, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(storages) == 4 + 2 * 2            # each of the two new threads made its own two
+
+
+def test_kernel_call_reads_new_pointers_when_the_arrays_change():
+    """The direct call reuses the last call's pointers only for the very same array objects."""
+    from workbench.backend.vm_kernel import KernelCall
+
+    a = te.placeholder((4,), "float32", name="a")
+    call = KernelCall(wb.build(te.create_prim_func([a, scale(a)], name="s"), target="llvm")["s"])
+    x, y = np.arange(4, dtype="float32"), np.zeros(4, "float32")
+    for _ in range(3):
+        call(x, y)
+    np.testing.assert_allclose(y, 2 * x)
+    x2, y2 = np.full(4, 3.0, "float32"), np.zeros(4, "float32")
+    call(x2, y2)
+    np.testing.assert_allclose(y2, 6.0)
+    call(x, y2)
+    np.testing.assert_allclose(y2, 2 * x)
+    x[:] = 5
+    call(x, y2)                                  # same objects, new contents
+    np.testing.assert_allclose(y2, 10.0)

@@ -16,6 +16,7 @@ call is one loop over that list; nothing walks the IR again.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Callable
 
@@ -213,7 +214,18 @@ class Program:
         self.param_checks, self.deferred = param_checks, deferred
         self.builders, self.result = builders, result
         self.labels = labels
+        self.storage_sizes: list = []
+        self.kept_storages_reg = n_regs - 1
+        self._local = threading.local()
         self.code = self.instructions()
+
+    def _kept_storages(self) -> list:
+        """This thread's storages of the memory plan, kept from one call to the next (planned tensors never
+        escape into a result, so a call may write over the last call's; each thread has its own)."""
+        kept = getattr(self._local, "storages", None)
+        if kept is None:
+            kept = self._local.storages = [None] * len(self.storage_sizes)
+        return kept
 
     def instructions(self, record: dict | None = None) -> list:
         return [b(record) for b in self.builders]
@@ -225,6 +237,7 @@ class Program:
                             f"{len(args)}")
         sizes = [0] * self.n_sizes
         regs = self.init_regs.copy()
+        regs[self.kept_storages_reg] = self._kept_storages()
         for k, check in enumerate(self.param_checks):
             regs[k] = check(args[k], sizes)
         for chk in self.deferred:
@@ -275,6 +288,7 @@ class FunctionCompiler:
         program = Program(self.name, func, self.n_regs, self.init, self.scope, checks, deferred_checks,
                           self.builders, result, self.labels)
         program.storage_sizes, program.planned = list(self.storage_sizes), len(self.storage_of)
+        program.kept_storages_reg = self.kept_storages_reg
         return program
 
     def _plan_storages(self, func: Function) -> None:
@@ -282,7 +296,8 @@ class FunctionCompiler:
 
         self.storage_sizes, self.storage_of = storage_assignment(func, self.name)
         self.storage_regs = [self._new_reg() for _ in self.storage_sizes]
-        self.init.extend([None] * len(self.storage_regs))
+        self.kept_storages_reg = self._new_reg()
+        self.init.extend([None] * (len(self.storage_regs) + 1))
 
     # bindings -------------------------------------------------------------------------------
     def _binding(self, b) -> None:
@@ -418,16 +433,29 @@ class FunctionCompiler:
         size_fn = self._storage_size_fn(sid, what)
         sreg, itemsize = self.storage_regs[sid], dtype.itemsize
 
+        kept_reg = self.kept_storages_reg
+        last_view: list = [None, None, None]   # (storage, shape, view) of the last call
+
         def alloc(regs, sizes):
             store = regs[sreg]
-            if store is None:
-                store = regs[sreg] = aligned_storage(size_fn(sizes))
+            if store is None:   # the first tensor of this storage in the call: reuse the last call's storage
+                need = size_fn(sizes)
+                kept = regs[kept_reg]
+                store = kept[sid]
+                if store is None or store.shape[0] < need:
+                    store = kept[sid] = aligned_storage(need)
+                regs[sreg] = store
             shape = shape_fn(sizes)
+            view = last_view
+            if view[0] is store and view[1] == shape:
+                return view[2]      # the same array object as last time: kernels skip re-reading its pointer
             nbytes = math.prod(shape) * itemsize
             if nbytes > store.shape[0]:
                 raise ValueError(f"{what}: the memory plan gives storage {sid} {store.shape[0]} bytes, but the "
                                  f"output {shape} of {dtype.name} needs {nbytes}")
-            return store[:nbytes].view(dtype).reshape(shape)
+            out = store[:nbytes].view(dtype).reshape(shape)
+            last_view[:] = (store, shape, out)
+            return out
 
         return alloc
 
