@@ -483,7 +483,7 @@ class FunctionCompiler:
         call = self.kernel_calls.get(name)
         if call is None:
             call = self.kernel_calls[name] = KernelCall(kernel)
-        return call
+        return call.site()
 
     @staticmethod
     def _routine(call: Call, in_types: list, out_types: list, context: str):

@@ -8,9 +8,9 @@ fresh), so only the shapes can still disagree with the kernel's buffers. :class:
 therefore makes the kernel's full checked call the first time it sees a combination of
 argument shapes, and afterwards, for those shapes, passes the data pointers and the size
 variables (read from the argument shapes) straight to the native entry point. When a call
-passes the very array objects of the previous one (weights, and the VM's reused storage
-views), even the pointers are not read again (reading ``a.ctypes.data`` costs a microsecond,
-more than a small kernel's run).
+site (:meth:`KernelCall.site`, one per VM instruction) passes the very array objects of its
+previous call (weights, and the VM's reused storage views), even the pointers are not read
+again (reading ``a.ctypes.data`` costs a microsecond, more than a small kernel's run).
 
 >>> import numpy as np
 >>> import workbench as wb
@@ -50,27 +50,36 @@ class KernelCall:
         self._nbuf = max(1, len(kernel.params))
         self._nvar = max(1, len(self._sources))
         self._seen: set = set()
-        self._last: tuple | None = None   # (arrays, bufs address, sizes address, bufs, sizes)
+        self._default_site: list = [None]
 
     def __call__(self, *arrays) -> None:
-        last = self._last
-        if last is not None and len(arrays) == len(last[0]) and all(map(operator.is_, arrays, last[0])):
-            bufs, scal = last[1], last[2]      # the very arrays of the last call: same pointers and sizes
+        self.call_at(self._default_site, arrays)
+
+    def site(self) -> "KernelSite":
+        """A callable for one place that calls this kernel (a VM instruction): it remembers that place's
+        last arrays, so a call with the very same ones skips reading their pointers again."""
+        return KernelSite(self)
+
+    def call_at(self, site: list, arrays: tuple) -> None:
+        """Call with ``arrays``; ``site`` is ``[last arrays, bufs address, sizes address, bufs, sizes]`` of
+        the caller's last direct call (or ``[None]``), updated here."""
+        last = site[0]
+        if last is not None and len(arrays) == len(last) and all(map(operator.is_, arrays, last)):
+            bufs, scal = site[1], site[2]      # the very arrays of the last call: same pointers and sizes
         else:
             key = tuple(a.shape for a in arrays)
             if not self.fast or key not in self._seen:
-                self._last = None
+                site[0] = None
                 self.kernel(*arrays)  # every check; raises on a mismatch
                 if len(self._seen) >= MAX_SHAPES:
                     self._seen.clear()
                 self._seen.add(key)
                 return
-            bufs = (ctypes.c_void_p * self._nbuf)(*[a.ctypes.data for a in arrays])
-            scal = (ctypes.c_int64 * self._nvar)(*[0 if pos < 0 else arrays[pos].shape[d]
-                                                  for pos, d in self._sources])
-            # kept (with the arrays, so their memory cannot be reused by others) for a call with the same ones
-            self._last = last = (arrays, ctypes.addressof(bufs), ctypes.addressof(scal), bufs, scal)
-            bufs, scal = last[1], last[2]
+            b = (ctypes.c_void_p * self._nbuf)(*[a.ctypes.data for a in arrays])
+            c = (ctypes.c_int64 * self._nvar)(*[0 if pos < 0 else arrays[pos].shape[d] for pos, d in self._sources])
+            bufs, scal = ctypes.addressof(b), ctypes.addressof(c)
+            # kept with the arrays (so their memory cannot be reused by others while remembered)
+            site[:] = (arrays, bufs, scal, b, c)
         err = (ctypes.c_int64 * self._err_slots)()
         rc = self.kernel._cfn(bufs, scal, ctypes.addressof(err))
         if rc:
@@ -105,4 +114,19 @@ def _size_sources(kernel) -> list | None:
     return sources
 
 
-__all__ = ["KernelCall", "MAX_SHAPES"]
+class KernelSite:
+    """``site(*arrays)``: one call site's calls of a :class:`KernelCall` (see :meth:`KernelCall.site`)."""
+
+    __slots__ = ("call", "state")
+
+    def __init__(self, call: KernelCall):
+        self.call, self.state = call, [None]
+
+    def __call__(self, *arrays) -> None:
+        self.call.call_at(self.state, arrays)
+
+    def __repr__(self) -> str:
+        return f"<KernelSite of {self.call!r}>"
+
+
+__all__ = ["KernelCall", "KernelSite", "MAX_SHAPES"]
