@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from typing import Callable
 
@@ -149,6 +150,20 @@ def build(obj, target="llvm", *, checks: bool = False, cache: bool = True, name:
     if key is not None:
         _cache.put(key, mod)
     return mod
+
+
+def built_on_disk(obj, target="llvm") -> bool:
+    """Whether ``wb.build(obj, target)`` would read the machine code from the disk cache instead of compiling
+    (False with the disk cache off)."""
+    graph_mod = _graph_module(obj)
+    if graph_mod is not None:
+        return not graph_mod.prim_funcs or built_on_disk(IRModule(graph_mod.prim_funcs), target)
+    if not _cache.disk_enabled():
+        return False
+    from .llvm.codegen import extern_allowlist
+
+    key = _cache.make_key(_collect(obj), Target(target), False, False, extern_allowlist(frozenset()))
+    return os.path.exists(_cache.disk_path(key))
 
 
 def _graph_module(obj) -> IRModule | None:

@@ -201,6 +201,11 @@ def compile_deferred(deferred: list, scope: SizeScope, reg: int) -> list:
 
 
 # the program ----------------------------------------------------------------------------------
+#: memory-plan storages up to this size are kept from one call to the next (small kernels' calls then reuse
+#: the same arrays and pointers); bigger ones are allocated per call, so they do not stay resident between calls
+KEEP_STORAGE_BYTES = 1 << 16
+
+
 class Program:
     """A compiled graph function: run it with :meth:`run`; :meth:`instructions` gives its instruction list
     (timed into ``record`` when one is given)."""
@@ -220,8 +225,9 @@ class Program:
         self.code = self.instructions()
 
     def _kept_storages(self) -> list:
-        """This thread's storages of the memory plan, kept from one call to the next (planned tensors never
-        escape into a result, so a call may write over the last call's; each thread has its own)."""
+        """This thread's storages of the memory plan (up to :data:`KEEP_STORAGE_BYTES` each), kept from one
+        call to the next (planned tensors never escape into a result, so a call may write over the last
+        call's; each thread has its own)."""
         kept = getattr(self._local, "storages", None)
         if kept is None:
             kept = self._local.storages = [None] * len(self.storage_sizes)
@@ -443,7 +449,8 @@ class FunctionCompiler:
                 kept = regs[kept_reg]
                 store = kept[sid]
                 if store is None or store.shape[0] < need:
-                    store = kept[sid] = aligned_storage(need)
+                    store = aligned_storage(need)
+                    kept[sid] = store if need <= KEEP_STORAGE_BYTES else None
                 regs[sreg] = store
             shape = shape_fn(sizes)
             view = last_view

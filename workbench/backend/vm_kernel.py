@@ -26,7 +26,7 @@ again (reading ``a.ctypes.data`` costs a microsecond, more than a small kernel's
 from __future__ import annotations
 
 import ctypes
-import operator
+import weakref
 
 from ..ir import expr as E
 
@@ -64,7 +64,7 @@ class KernelCall:
         """Call with ``arrays``; ``site`` is ``[last arrays, bufs address, sizes address, bufs, sizes]`` of
         the caller's last direct call (or ``[None]``), updated here."""
         last = site[0]
-        if last is not None and len(arrays) == len(last) and all(map(operator.is_, arrays, last)):
+        if last is not None and len(arrays) == len(last) and all(r() is a for r, a in zip(last, arrays)):
             bufs, scal = site[1], site[2]      # the very arrays of the last call: same pointers and sizes
         else:
             key = tuple(a.shape for a in arrays)
@@ -78,8 +78,9 @@ class KernelCall:
             b = (ctypes.c_void_p * self._nbuf)(*[a.ctypes.data for a in arrays])
             c = (ctypes.c_int64 * self._nvar)(*[0 if pos < 0 else arrays[pos].shape[d] for pos, d in self._sources])
             bufs, scal = ctypes.addressof(b), ctypes.addressof(c)
-            # kept with the arrays (so their memory cannot be reused by others while remembered)
-            site[:] = (arrays, bufs, scal, b, c)
+            # remembered by weak references: a remembered array is never kept alive, and one that died (its
+            # memory perhaps reused by a new array) no longer matches
+            site[:] = ([weakref.ref(a) for a in arrays], bufs, scal, b, c)
         err = (ctypes.c_int64 * self._err_slots)()
         rc = self.kernel._cfn(bufs, scal, ctypes.addressof(err))
         if rc:

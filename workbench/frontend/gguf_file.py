@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..backend.heap import return_free_memory
 from .errors import ModelFileError, UnsupportedArchitectureError
 from .gguf_quants import BLOCK_LAYOUTS, dequantize_blocks, packed_row_bytes
 from .gguf_tokenizer import GGUFVocab, apply_chat_template, build_tokenizer
@@ -123,8 +124,13 @@ def load_gguf(path: str | os.PathLike) -> GGUFFile:
     vocab = GGUFVocab.from_metadata(_vocab_metadata(reader, metadata), source=f"GGUF file {path!r}")
     config = SUPPORTED_GGUF_ARCHITECTURES[architecture](metadata, tensors, vocab, path)
     _check_shapes(config.tensor_shapes(), tensors, path)
-    return GGUFFile(path=path, architecture=architecture, config=config, metadata=metadata, tensors=tensors,
-                    vocab=vocab, tokenizer=build_tokenizer(vocab))
+    model = GGUFFile(path=path, architecture=architecture, config=config, metadata=metadata, tensors=tensors,
+                     vocab=vocab, tokenizer=build_tokenizer(vocab))
+    del reader
+    return_free_memory()   # the reader's parse of the vocabulary (hundreds of MB at its peak) leaves the process
+    vocab.repack_strings()
+    return_free_memory()
+    return model
 
 
 def read_gguf_tensors(path: str | os.PathLike) -> dict[str, GGUFTensor]:

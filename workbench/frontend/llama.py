@@ -246,18 +246,27 @@ def _last_row(x: te.Tensor) -> te.Tensor:
 
 # compiling -------------------------------------------------------------------------------------
 
-def compile_llama(mod: IRModule, target: str = "llvm") -> IRModule:
-    """LegalizeOps, FuseOps, FuseTIR, :func:`schedule_quantized_matmuls`, DefaultSchedule,
-    StaticPlanBlockMemory; the result kept on disk as :func:`workbench.frontend.model.compile_module` does."""
+def compiled_path(mod: IRModule, target: str = "llvm") -> str | None:
+    """Where :func:`compile_llama` keeps ``mod`` compiled for ``target`` (None with the disk cache off)."""
     from ..backend.cache import disk_enabled
     from . import model
 
-    passes = _passes(target)
     if not disk_enabled():
-        return passes(mod)
+        return None
     import os
 
-    path = os.path.join(model.cache_dir(), f"llama-{model._cache_key(mod, target)}.py")
+    return os.path.join(model.cache_dir(), f"llama-{model._cache_key(mod, target)}.py")
+
+
+def compile_llama(mod: IRModule, target: str = "llvm") -> IRModule:
+    """LegalizeOps, FuseOps, FuseTIR, :func:`schedule_quantized_matmuls`, DefaultSchedule,
+    StaticPlanBlockMemory; the result kept on disk as :func:`workbench.frontend.model.compile_module` does."""
+    from . import model
+
+    passes = _passes(target)
+    path = compiled_path(mod, target)
+    if path is None:
+        return passes(mod)
     cached = model._read_cached(path)
     if cached is not None:
         return cached

@@ -72,7 +72,19 @@ class LLM:
             from ..backend import build
             from ..backend.vm import VirtualMachine
 
-            self._vm = VirtualMachine(build(llama.compile_llama(self.mod, self.target), target=self.target))
+            from ..backend.heap import return_free_memory
+
+            from ..backend.driver import built_on_disk
+
+            path = llama.compiled_path(self.mod, self.target)
+            child = path is not None and os.environ.get(COMPILE_IN_PROCESS) != "1"
+            if child and not os.path.exists(path):
+                _compile_in_child(self.model.path, self.target)
+            compiled = llama.compile_llama(self.mod, self.target)
+            if child and not built_on_disk(compiled, self.target):
+                _compile_in_child(self.model.path, self.target)
+            self._vm = VirtualMachine(build(compiled, target=self.target))
+            return_free_memory()     # what compiling freed (IR, LLVM modules) leaves the process
         return self._vm
 
     def forward(self, tokens: Sequence[int], past: int) -> np.ndarray:
@@ -84,6 +96,11 @@ class LLM:
         fn = "decode" if ids.size == 1 else "prefill"
         logits, new_kv = self.vm[fn](ids, *caches, *self.params)
         self._append(past, new_kv)
+        if fn == "prefill":
+            from ..backend.heap import return_free_memory
+
+            del new_kv
+            return_free_memory(collect=False)   # the prompt's intermediates, freed, leave the process
         return logits[0]
 
     def _reserve(self, length: int) -> None:
@@ -203,6 +220,30 @@ class LLM:
         c = self.config
         return (f"LLM({self.model.architecture}, {c.num_layers} layers, hidden {c.hidden_size}, vocab "
                 f"{c.vocab_size}, context limit {self.context_limit}, from {self.model.path!r})")
+
+
+#: set to "1" to compile a model in this process even when its compiled form is not on disk yet
+COMPILE_IN_PROCESS = "WORKBENCH_COMPILE_IN_PROCESS"
+
+
+def _compile_in_child(path: str, target: str) -> None:
+    """Compile the model in ``path`` in a child process, which leaves it in the disk caches: this process
+    then only reads the machine code, and the memory that compiling touches (LLVM's passes, the IR of
+    sixty kernels, about 25 MB) is never part of it. If the child fails, the caller compiles here, where
+    the error (if it comes again) is raised."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import workbench
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(workbench.__file__).parents[1]),
+                                                    env.get("PYTHONPATH")) if p)
+    env[COMPILE_IN_PROCESS] = "1"
+    code = "import sys; from workbench.frontend.llm import load_llm; load_llm(sys.argv[1], target=sys.argv[2]).vm"
+    subprocess.run([sys.executable, "-c", code, path, str(target)], env=env, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _check_options(max_new_tokens, temperature, top_p) -> None:

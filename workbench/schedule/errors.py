@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from typing import Any
 
 
@@ -201,10 +202,10 @@ def install_ipython_handler(shell: Any = None) -> bool:
     """Show uncaught ``ScheduleError``s as the error view in the running IPython kernel (called when
     workbench is imported). A custom handler the user has set already is kept. True if installed."""
     if shell is None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
+        if "IPython" not in sys.modules:   # not in IPython (a kernel imports it first): do not import it here
             return False
+        from IPython import get_ipython
+
         shell = get_ipython()
     if shell is None or getattr(shell, "kernel", None) is None:
         return False
