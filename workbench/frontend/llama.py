@@ -231,10 +231,14 @@ def _stack_kv(rows: Sequence[te.Tensor], layers: int) -> te.Tensor:
     n, kvh, d = rows[0].shape
 
     def body(t, layer, which, h, e):
-        expr = rows[-1][t, h, e]
-        for k in reversed(range(len(rows) - 1)):
-            expr = te.if_then_else(te.all(layer == k // 2, which == k % 2), rows[k][t, h, e], expr)
-        return expr
+        k = layer * 2 + which
+
+        def pick(lo: int, hi: int):   # rows[lo:hi] by halving: log2(2 * layers) tests per element, not 2 * layers
+            if hi - lo == 1:
+                return rows[lo][t, h, e]
+            mid = (lo + hi) // 2
+            return te.if_then_else(k < mid, pick(lo, mid), pick(mid, hi))
+        return pick(0, len(rows))
 
     return te.compute((n, layers, 2, kvh, d), body, name="stack_kv")
 
@@ -311,8 +315,10 @@ def schedule_decode_linear(func: PrimFunc, target: str = "llvm") -> PrimFunc:
     """The fused ``decode + linear (+ epilogue)`` kernel scheduled for matrix-vector and matrix-matrix shapes:
     the decode inlined into the matmul (so the kernel reads the packed bytes), the reduction split
     ``k -> (block, half, lane)`` with ``lane`` (16 weights that share their bytes' positions) factored out by
-    ``rfactor`` into a local accumulator vector, the output rows and columns fused and parallel."""
+    ``rfactor`` into a local accumulator vector, two output columns at a time (two accumulators in flight),
+    the output rows and column pairs fused and parallel, the elementwise epilogue on vectors."""
     from ..backend.target import Target
+    from ..ir.expr import as_int
     from ..schedule.state import Schedule
 
     lanes = 16 if Target(target).vector_lanes("float32") >= 16 else 8
@@ -324,11 +330,49 @@ def schedule_decode_linear(func: PrimFunc, target: str = "llvm") -> PrimFunc:
     _, _, lane = sch.split(k, factors=[None, 32 // lanes, lanes])
     rf = sch.rfactor(lane, factor_axis=2)
     oi, oj, _ = sch.get_loops(sch.get_block("linear"))
+    columns = as_int(sch.loop_of(oj)[0].extent)
+    rows = ROW_PAIR if columns is not None and columns % ROW_PAIR == 0 else 1
+    if rows > 1:   # two rows at a time: two independent accumulators, each activation vector loaded once
+        oj, _ = sch.split(oj, factors=[None, rows])
     sch.compute_at(rf, oj)
-    loops = sch.get_loops(rf)
-    sch.reorder(loops[-2], loops[-1], loops[-3])
-    sch.decompose_reduction(rf, sch.get_loops(rf)[2])
-    sch.vectorize(sch.get_loops(rf)[-1])
+    if rows > 1:
+        lane_loop, row, block_loop, half = sch.get_loops(rf)[-4:]
+        sch.reorder(block_loop, half, row, lane_loop)
+        sch.decompose_reduction(rf, block_loop)
+        sch.unroll(row)
+        sch.vectorize(lane_loop)
+    else:
+        loops = sch.get_loops(rf)
+        sch.reorder(loops[-2], loops[-1], loops[-3])
+        sch.decompose_reduction(rf, sch.get_loops(rf)[2])
+        sch.vectorize(sch.get_loops(rf)[-1])
     sch.set_scope(rf, 0, "local")
     sch.parallel(sch.fuse(oi, oj))
+    _vectorize_epilogue(sch, lanes)
     return sch.func.with_attr("scheduled", True)
+
+
+#: output rows of the decode kernel computed together (when they divide the rows)
+ROW_PAIR = 2
+
+
+def _vectorize_epilogue(sch, lanes: int) -> None:
+    """The elementwise blocks after the matmul (``silu``, ``multiply``, ``add``) on vectors of ``lanes``, so
+    ``exp`` and friends run as vector code, not one libm call per element."""
+    from ..ir.expr import as_int
+    from ..schedule.errors import ScheduleError
+
+    names = _block_names(sch.func)
+    for name in names[names.index("linear") + 1:]:
+        loops = sch.get_loops(sch.get_block(name))
+        if not loops:
+            continue
+        fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+        extent = as_int(sch.loop_of(fused)[0].extent)
+        if extent is None or extent % lanes:
+            continue
+        try:
+            _, inner = sch.split(fused, factors=[None, lanes])
+            sch.vectorize(inner)
+        except ScheduleError:   # a block that reads across elements: stays scalar
+            continue
