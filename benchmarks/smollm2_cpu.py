@@ -5,13 +5,16 @@ Run:  .venv/bin/python benchmarks/smollm2_cpu.py [--prompt-tokens 128] [--new-to
 Prints one table from one run: prefill tokens/s for a ``--prompt-tokens`` prompt (one call over the whole
 prompt) and decode tokens/s over ``--new-tokens`` greedy steps (one call per token, after the prompt), for
 
-* workbench: ``wb.frontend.load_llm`` (compiled llama graph, fused dequantize-matmul kernels, weights packed);
+* workbench: ``wb.frontend.load_llm`` (compiled llama graph, fused dequantize-matmul kernels, weights packed),
+  exact float32 activations;
+* workbench int8: the same with ``activations="int8"``: decode steps quantize each activation vector to 8 bits
+  per 32 values and multiply it with the 4-bit codes in integers, as llama.cpp does (the prompt stays float32);
 * llama.cpp through ``llama-cpp-python`` (``Llama.eval``) with the same thread count, where it is installed
   (the table says when it is not; building it from source takes about 9 minutes);
 * the plain numpy reference of tests/frontend/llm/reference_llama.py (weights dequantized to float32 by the
   ``gguf`` package; numpy's BLAS uses its own thread count unless threadpoolctl is installed).
 
-Then: workbench's decode speed as a ratio to llama.cpp's (the goal is >= 0.5; without llama-cpp-python the
+Then: workbench's decode speed (both modes) as a ratio to llama.cpp's (the goal is >= 0.5; without llama-cpp-python the
 ratio is taken against the figure recorded on the AVX-512 host: 145 tokens/s decode, 295 prefill, 2 threads,
 and says so), whether the greedy tokens of workbench and the reference agree, the time split per kernel of one
 decode step and of the prefill (``wb.profile``), and workbench's resident memory (VmRSS of /proc/self/status,
@@ -120,6 +123,22 @@ def run_greedy(forward: Callable[[list[int], int], np.ndarray], prompt: list[int
     return prefill, time.perf_counter() - t0, out[:new_tokens]
 
 
+def teacher_forced_agreement(llm, prompt: list[int], tokens: list[int]) -> tuple[int, list[float]]:
+    """Feed ``prompt`` then ``tokens`` (another runner's greedy output) to workbench: at how many steps its
+    own greedy pick is the fed next token, and by how much its logits preferred its pick where not."""
+    logits = llm.forward(prompt, 0)
+    agreed, gaps = 0, []
+    for k, token in enumerate(tokens):
+        mine = int(np.argmax(logits))
+        if mine == token:
+            agreed += 1
+        else:
+            gaps.append(float(logits[mine] - logits[token]))
+        if k + 1 < len(tokens):
+            logits = llm.forward([token], len(prompt) + k)
+    return agreed, gaps
+
+
 def workbench_forward(llm) -> Callable[[list[int], int], np.ndarray]:
     return llm.forward
 
@@ -185,12 +204,15 @@ def print_profile(title: str, df, top: int) -> None:
               f"{rest['total_ms'].sum():9.3f} ms {100 * rest['share'].sum():5.1f}%")
 
 
-def profile_workbench(llm, prompt: list[int], token: int, number: int, top: int) -> None:
+def profile_workbench(llm, prompt: list[int], token: int, number: int, top: int, prefill: bool = True,
+                      label: str = "workbench") -> None:
     """Per-kernel time of one decode step after the prompt and of the prompt's prefill (``wb.profile``)."""
     past = len(prompt)
     caches = [llm._cache[k, :past] for k in range(llm._cache.shape[0])]
     decode = wb.profile(llm.vm, "decode", np.asarray([token], np.int32), *caches, *llm.params, number=number)
-    print_profile(f"workbench decode step at position {past} (wb.profile, {number} runs)", decode, top)
+    print_profile(f"{label} decode step at position {past} (wb.profile, {number} runs)", decode, top)
+    if not prefill:
+        return
     empty = [llm._cache[k, :0] for k in range(llm._cache.shape[0])]
     prefill = wb.profile(llm.vm, "prefill", np.asarray(prompt, np.int32), *empty, *llm.params, number=1)
     print_profile(f"workbench prefill of {past} tokens (wb.profile, 1 run)", prefill, top)
@@ -233,6 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     wb_prefill, wb_decode, wb_ids = run_greedy(workbench_forward(llm), prompt, n_new)
     memory["after generating"] = memory_mb()
 
+    # workbench with llama.cpp's 8-bit activations in decode steps (the same file and weights)
+    llm8 = wb.frontend.LLM(llm.model, activations="int8")
+    llm8.vm
+    run_greedy(llm8.forward, prompt[:4], 2)
+    wb8_prefill, wb8_decode, wb8_ids = run_greedy(workbench_forward(llm8), prompt, n_new)
+
     # llama.cpp (same threads), where installed
     lc = load_llama_cpp(path, threads, n_ctx)
     lc_result = None
@@ -249,7 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{threads} thread(s), target {wb.Target('llvm')}")
     print(f"workbench: load {load_s:.1f} s, compile {compile_s:.1f} s (disk-cached after the first run)\n")
     rows = [("runner", "prefill tok/s", "decode tok/s", "note"),
-            ("workbench", f"{rate(n_prompt, wb_prefill):.1f}", f"{rate(n_new, wb_decode):.1f}", "")]
+            ("workbench", f"{rate(n_prompt, wb_prefill):.1f}", f"{rate(n_new, wb_decode):.1f}",
+             "float32 activations (exact)"),
+            ("workbench int8", f"{rate(n_prompt, wb8_prefill):.1f}", f"{rate(n_new, wb8_decode):.1f}",
+             "activations=\"int8\": decode steps as llama.cpp (prompt in float32)")]
     if lc_result is not None:
         rows.append(("llama.cpp", f"{rate(n_prompt, lc_result[0]):.1f}", f"{rate(n_new, lc_result[1]):.1f}",
                      f"llama-cpp-python, {threads} thread(s)"))
@@ -263,21 +294,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f"float32 weights, {blas}"))
     print_table(rows)
 
-    wb_rate = rate(n_new, wb_decode)
     lc_rate = rate(n_new, lc_result[1]) if lc_result is not None else RECORDED_LLAMA_CPP["decode"]
     source = "measured in this run" if lc_result is not None else "recorded figure, llama.cpp not run here"
-    ratio = wb_rate / lc_rate
-    print(f"\ndecode ratio workbench / llama.cpp: {ratio:.2f} ({source}); goal >= {DECODE_GOAL}: "
-          f"{'met' if ratio >= DECODE_GOAL else 'NOT met'}")
+    print()
+    for label, seconds in (("workbench", wb_decode), ("workbench int8", wb8_decode)):
+        ratio = rate(n_new, seconds) / lc_rate
+        print(f"decode ratio {label} / llama.cpp: {ratio:.2f} ({source}); goal >= {DECODE_GOAL}: "
+              f"{'met' if ratio >= DECODE_GOAL else 'NOT met'}")
     same = sum(a == b for a, b in zip(wb_ids, ref_ids))
     print(f"greedy tokens, workbench vs numpy reference: {same}/{n_new} equal"
           + ("" if same == n_new else f" (first difference at step {next(i for i, (a, b) in enumerate(zip(wb_ids, ref_ids)) if a != b)})"))
     if lc_result is not None:
-        same_lc = sum(a == b for a, b in zip(wb_ids, lc_result[2]))
-        print(f"greedy tokens, workbench vs llama.cpp: {same_lc}/{n_new} equal")
+        lc_ids = lc_result[2]
+        first = next((i for i, (a, b) in enumerate(zip(wb_ids, lc_ids)) if a != b), None)
+        print(f"greedy tokens, workbench vs llama.cpp: the same for {n_new if first is None else first} of "
+              f"{n_new} steps (llama.cpp quantizes activations to 8 bits and keeps the KV cache in float16, "
+              f"so texts part at the first near tie)")
+        for label, model in (("workbench", llm), ("workbench int8", llm8)):
+            agreed, gaps = teacher_forced_agreement(model, prompt, lc_ids)
+            print(f"  fed llama.cpp's tokens, {label} picks llama.cpp's next token at {agreed} of {len(lc_ids)} "
+                  f"steps; where not, the two were {max(gaps, default=0.0):.2f} apart in its logits (largest)")
     print_memory(memory, file_mb)
 
     profile_workbench(llm, prompt, wb_ids[0], number=3 if args.quick else 20, top=8)
+    profile_workbench(llm8, prompt, wb_ids[0], number=3 if args.quick else 20, top=8, prefill=False,
+                      label="workbench int8")
     return 0
 
 

@@ -435,6 +435,9 @@ def _pretend_host(cpu: str, real_feats: list[str]) -> tuple[str, list[str]]:
 INTRINSIC_FEATURES: dict[str, tuple[str, ...]] = {
     "llvm.x86.avx512.vpdpbusd.512": ("avx512f", "avx512vnni"),
     "llvm.x86.avx512.vpdpbusd.256": ("avx512vl", "avx512vnni"),
+    "llvm.x86.avx512.vpdpbusd.128": ("avx512vl", "avx512vnni"),
+    "llvm.x86.ssse3.pmadd.ub.sw.128": ("ssse3",),
+    "llvm.x86.sse2.pmadd.wd": ("sse2",),
     "llvm.x86.avxvnni.vpdpbusd.256": ("avxvnni",),
     "llvm.x86.avx512bf16.dpbf16ps.512": ("avx512f", "avx512bf16"),
     "llvm.x86.avx2.pmadd.ub.sw": ("avx2",),

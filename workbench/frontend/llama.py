@@ -36,6 +36,7 @@ are, F16 ones through ``astype``.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 from .. import te
@@ -250,25 +251,43 @@ def _last_row(x: te.Tensor) -> te.Tensor:
 
 # compiling -------------------------------------------------------------------------------------
 
-def compiled_path(mod: IRModule, target: str = "llvm") -> str | None:
+def compiled_path(mod: IRModule, target: str = "llvm", activations: str = "float32") -> str | None:
     """Where :func:`compile_llama` keeps ``mod`` compiled for ``target`` (None with the disk cache off)."""
     from ..backend.cache import disk_enabled
     from . import model
+    from .int8_decode import check_activations
 
+    check_activations(activations)
     if not disk_enabled():
         return None
     import os
 
-    return os.path.join(model.cache_dir(), f"llama-{model._cache_key(mod, target)}.py")
+    suffix = "" if activations == "float32" else f"-{activations}"
+    key = hashlib.sha256(f"{model._cache_key(mod, target)}|{_schedule_sources()}".encode()).hexdigest()[:40]
+    return os.path.join(model.cache_dir(), f"llama-{key}{suffix}.py")
 
 
-def compile_llama(mod: IRModule, target: str = "llvm") -> IRModule:
+def _schedule_sources() -> str:
+    """A hash of this module and of int8_decode.py, whose schedules and kernels the compiled module holds
+    (the model cache's own key covers the graph passes and the op library, not these)."""
+    import os
+
+    h = hashlib.sha256()
+    for name in ("llama.py", "int8_decode.py"):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def compile_llama(mod: IRModule, target: str = "llvm", activations: str = "float32") -> IRModule:
     """LegalizeOps, FuseOps, FuseTIR, :func:`schedule_quantized_matmuls`, DefaultSchedule,
-    StaticPlanBlockMemory; the result kept on disk as :func:`workbench.frontend.model.compile_module` does."""
+    StaticPlanBlockMemory; the result kept on disk as :func:`workbench.frontend.model.compile_module` does.
+    ``activations="int8"``: the decode step's Q4_1 matrix-vector kernels quantize their activation to 8 bits,
+    as llama.cpp does (:mod:`workbench.frontend.int8_decode`)."""
     from . import model
 
-    passes = _passes(target)
-    path = compiled_path(mod, target)
+    passes = _passes(target, activations)
+    path = compiled_path(mod, target, activations)
     if path is None:
         return passes(mod)
     cached = model._read_cached(path)
@@ -279,10 +298,12 @@ def compile_llama(mod: IRModule, target: str = "llvm") -> IRModule:
     return compiled
 
 
-def _passes(target: str):
+def _passes(target: str, activations: str = "float32"):
     from .. import transform
+    from .int8_decode import use_int8_decode
 
-    return transform.Sequential([transform.LegalizeOps(), transform.FuseOps(), transform.FuseTIR(),
+    int8 = [lambda mod: use_int8_decode(mod, target)] if activations == "int8" else []
+    return transform.Sequential([transform.LegalizeOps(), transform.FuseOps(), transform.FuseTIR(), *int8,
                                  lambda mod: schedule_quantized_matmuls(mod, target),
                                  transform.DefaultSchedule(target), transform.StaticPlanBlockMemory()])
 
@@ -315,10 +336,8 @@ def schedule_decode_linear(func: PrimFunc, target: str = "llvm") -> PrimFunc:
     """The fused ``decode + linear (+ epilogue)`` kernel scheduled for matrix-vector and matrix-matrix shapes:
     the decode inlined into the matmul (so the kernel reads the packed bytes), the reduction split
     ``k -> (block, half, lane)`` with ``lane`` (16 weights that share their bytes' positions) factored out by
-    ``rfactor`` into a local accumulator vector, two output columns at a time (two accumulators in flight),
-    the output rows and column pairs fused and parallel, the elementwise epilogue on vectors."""
+    ``rfactor`` into a local accumulator vector, the output rows and columns fused and parallel."""
     from ..backend.target import Target
-    from ..ir.expr import as_int
     from ..schedule.state import Schedule
 
     lanes = 16 if Target(target).vector_lanes("float32") >= 16 else 8
@@ -330,49 +349,12 @@ def schedule_decode_linear(func: PrimFunc, target: str = "llvm") -> PrimFunc:
     _, _, lane = sch.split(k, factors=[None, 32 // lanes, lanes])
     rf = sch.rfactor(lane, factor_axis=2)
     oi, oj, _ = sch.get_loops(sch.get_block("linear"))
-    columns = as_int(sch.loop_of(oj)[0].extent)
-    rows = ROW_PAIR if columns is not None and columns % ROW_PAIR == 0 else 1
-    if rows > 1:   # two rows at a time: two independent accumulators, each activation vector loaded once
-        oj, _ = sch.split(oj, factors=[None, rows])
     sch.compute_at(rf, oj)
-    if rows > 1:
-        lane_loop, row, block_loop, half = sch.get_loops(rf)[-4:]
-        sch.reorder(block_loop, half, row, lane_loop)
-        sch.decompose_reduction(rf, block_loop)
-        sch.unroll(row)
-        sch.vectorize(lane_loop)
-    else:
-        loops = sch.get_loops(rf)
-        sch.reorder(loops[-2], loops[-1], loops[-3])
-        sch.decompose_reduction(rf, sch.get_loops(rf)[2])
-        sch.vectorize(sch.get_loops(rf)[-1])
+    loops = sch.get_loops(rf)
+    sch.reorder(loops[-2], loops[-1], loops[-3])
+    sch.decompose_reduction(rf, sch.get_loops(rf)[2])
+    sch.vectorize(sch.get_loops(rf)[-1])
     sch.set_scope(rf, 0, "local")
     sch.parallel(sch.fuse(oi, oj))
-    _vectorize_epilogue(sch, lanes)
     return sch.func.with_attr("scheduled", True)
 
-
-#: output rows of the decode kernel computed together (when they divide the rows)
-ROW_PAIR = 2
-
-
-def _vectorize_epilogue(sch, lanes: int) -> None:
-    """The elementwise blocks after the matmul (``silu``, ``multiply``, ``add``) on vectors of ``lanes``, so
-    ``exp`` and friends run as vector code, not one libm call per element."""
-    from ..ir.expr import as_int
-    from ..schedule.errors import ScheduleError
-
-    names = _block_names(sch.func)
-    for name in names[names.index("linear") + 1:]:
-        loops = sch.get_loops(sch.get_block(name))
-        if not loops:
-            continue
-        fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-        extent = as_int(sch.loop_of(fused)[0].extent)
-        if extent is None or extent % lanes:
-            continue
-        try:
-            _, inner = sch.split(fused, factors=[None, lanes])
-            sch.vectorize(inner)
-        except ScheduleError:   # a block that reads across elements: stays scalar
-            continue

@@ -37,15 +37,22 @@ __all__ = ["LLM", "load_llm"]
 INITIAL_CACHE = 256
 
 
-def load_llm(path: str | os.PathLike, target: str = "llvm", context_limit: int | None = None) -> "LLM":
-    """The LLM in the GGUF file ``path`` (errors: :class:`~workbench.frontend.errors.ModelFileError`)."""
-    return LLM(load_gguf(path), target=target, context_limit=context_limit)
+def load_llm(path: str | os.PathLike, target: str = "llvm", context_limit: int | None = None,
+             activations: str = "float32") -> "LLM":
+    """The LLM in the GGUF file ``path`` (errors: :class:`~workbench.frontend.errors.ModelFileError`).
+    ``activations="int8"`` runs decode steps with llama.cpp's 8-bit activations
+    (:mod:`workbench.frontend.int8_decode`); the default computes in float32."""
+    return LLM(load_gguf(path), target=target, context_limit=context_limit, activations=activations)
 
 
 class LLM:
     """A llama-architecture model from a GGUF file, ready to generate (see the module docstring)."""
 
-    def __init__(self, model: GGUFFile, target: str = "llvm", context_limit: int | None = None):
+    def __init__(self, model: GGUFFile, target: str = "llvm", context_limit: int | None = None,
+                 activations: str = "float32"):
+        from .int8_decode import check_activations
+
+        self.activations = check_activations(activations)
         self.model = model
         self.config = model.config
         self.tokenizer = model.tokenizer
@@ -76,13 +83,13 @@ class LLM:
 
             from ..backend.driver import built_on_disk
 
-            path = llama.compiled_path(self.mod, self.target)
+            path = llama.compiled_path(self.mod, self.target, self.activations)
             child = path is not None and os.environ.get(COMPILE_IN_PROCESS) != "1"
             if child and not os.path.exists(path):
-                _compile_in_child(self.model.path, self.target)
-            compiled = llama.compile_llama(self.mod, self.target)
+                _compile_in_child(self.model.path, self.target, self.activations)
+            compiled = llama.compile_llama(self.mod, self.target, self.activations)
             if child and not built_on_disk(compiled, self.target):
-                _compile_in_child(self.model.path, self.target)
+                _compile_in_child(self.model.path, self.target, self.activations)
             self._vm = VirtualMachine(build(compiled, target=self.target))
             return_free_memory()     # what compiling freed (IR, LLVM modules) leaves the process
         return self._vm
@@ -219,14 +226,16 @@ class LLM:
     def __repr__(self) -> str:
         c = self.config
         return (f"LLM({self.model.architecture}, {c.num_layers} layers, hidden {c.hidden_size}, vocab "
-                f"{c.vocab_size}, context limit {self.context_limit}, from {self.model.path!r})")
+                f"{c.vocab_size}, context limit {self.context_limit}, "
+                + (f"{self.activations} activations, " if self.activations != "float32" else "")
+                + f"from {self.model.path!r})")
 
 
 #: set to "1" to compile a model in this process even when its compiled form is not on disk yet
 COMPILE_IN_PROCESS = "WORKBENCH_COMPILE_IN_PROCESS"
 
 
-def _compile_in_child(path: str, target: str) -> None:
+def _compile_in_child(path: str, target: str, activations: str = "float32") -> None:
     """Compile the model in ``path`` in a child process, which leaves it in the disk caches: this process
     then only reads the machine code, and the memory that compiling touches (LLVM's passes, the IR of
     sixty kernels, about 25 MB) is never part of it. If the child fails, the caller compiles here, where
@@ -241,8 +250,9 @@ def _compile_in_child(path: str, target: str) -> None:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(workbench.__file__).parents[1]),
                                                     env.get("PYTHONPATH")) if p)
     env[COMPILE_IN_PROCESS] = "1"
-    code = "import sys; from workbench.frontend.llm import load_llm; load_llm(sys.argv[1], target=sys.argv[2]).vm"
-    subprocess.run([sys.executable, "-c", code, path, str(target)], env=env, check=False,
+    code = ("import sys; from workbench.frontend.llm import load_llm; "
+            "load_llm(sys.argv[1], target=sys.argv[2], activations=sys.argv[3]).vm")
+    subprocess.run([sys.executable, "-c", code, path, str(target), activations], env=env, check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
