@@ -483,3 +483,45 @@ def test_an_explicit_region_survives_region_inference():
     sch.split(i, factors=[None, 2])
     assert str(sch.get(b).reads[0]) == "A[0:8]"
     check_numeric(sch.func, lambda a: a[0::2] + a[1::2], [(8,)], (4,))
+
+
+def _take_program(n_ids: int = 5):
+    from workbench.ir.op_library import transform as ops
+
+    table = te.placeholder((20, 8), name="table")
+    ids = te.placeholder((n_ids,), "int32", name="ids")
+    return wb.create_prim_func([table, ids, ops.take(table, ids, axis=0, name="take")])
+
+
+def test_read_at_a_data_dependent_region_under_an_overshooting_split_keeps_the_guard():
+    """fuzzer 121207004975:take: the copy's region `table[ids[i], :]` was computed for i = 5..7 (ids has 5
+    entries), where the reader's predicate `i < 5` skips the iteration: the copy now runs under it."""
+    sch = wb.Schedule(_take_program())
+    i, _ = sch.get_loops(sch.get_block("take"))
+    _, inner = sch.split(i, factors=[8, 8])
+    sch.read_at(inner, sch.get_block("take"), 0, "local")
+    table = np.random.default_rng(0).standard_normal((20, 8)).astype("float32")
+    ids = np.array([3, 19, 0, 7, 7], "int32")
+    out = np.full((5, 8), np.nan, "float32")
+    from workbench.ir.interpreter import evaluate
+
+    evaluate(sch.func, table, ids, out)                 # bounds-checked: no read of ids[5]
+    np.testing.assert_array_equal(out, table[ids])
+    f = wb.build(sch.func, target="llvm", checks=True)
+    out[:] = np.nan
+    f(table, ids, out)
+    np.testing.assert_array_equal(out, table[ids])
+
+
+def test_read_at_above_the_data_dependent_loop_copies_the_whole_table():
+    """At the outer loop the region over the inner loop's ids is not known: the whole table is copied, with no
+    read of ids in the copy, and the result is still right under the overshooting split."""
+    sch = wb.Schedule(_take_program())
+    i, _ = sch.get_loops(sch.get_block("take"))
+    outer, _ = sch.split(i, factors=[2, 4])
+    sch.read_at(outer, sch.get_block("take"), 0, "local")
+    table = np.random.default_rng(1).standard_normal((20, 8)).astype("float32")
+    ids = np.array([19, 0, 4, 4, 11], "int32")
+    out = np.full((5, 8), np.nan, "float32")
+    wb.build(sch.func, target="llvm", checks=True)(table, ids, out)
+    np.testing.assert_array_equal(out, table[ids])

@@ -175,12 +175,12 @@ def _dense_dim(lin: dict, inner: dict, seen: set) -> tuple | str:
 # building the copy ------------------------------------------------------------------------------
 
 
-def copy_nest(func, name: str, src: Buffer, dst: Buffer, box: list, guards: list) -> For:
+def copy_nest(func, name: str, src: Buffer, dst: Buffer, box: list, guards: list, when=None) -> For:
     """``for ax...: with block(name): dst[v] = src[v]`` with ``v = start + ax`` over the box
     (``[(start, extent), ...]`` over outer loops); ``guards[d]`` lists ``"lo"``/``"hi"`` where dimension
-    ``d`` needs a predicate to stay inside the buffer."""
+    ``d`` needs a predicate to stay inside the buffer; ``when`` (over outer loops) is added to the predicate."""
     taken = loop_names(func)
-    loops, ivs, binds, conds = [], [], [], []
+    loops, ivs, binds, conds = [], [], [], ([] if when is None else [when])
     for d, (start, ext) in enumerate(box):
         lv = Var(fresh_name(f"ax{d}", taken), ext.dtype)
         taken.add(lv.name)
@@ -337,8 +337,9 @@ def read_at(sch, loop: LoopRV, block: BlockRV, read_buffer_index: int, storage_s
         raise DataMovementError(f"cannot read_at {buf.name} at loop {f.loop_var.name}: the blocks that read it "
                                 "do not list it in their read regions", node=realize)
     box, guards = _clamped_box(an, region, buf)
+    when = _readers_guard(items[reads[0]:], buf, f) if _data_dependent(region) else None
     dst, bname = _new_cache(sch, buf, storage_scope)
-    nest = copy_nest(sch.func, bname, buf, dst, box, guards)
+    nest = copy_nest(sch.func, bname, buf, dst, box, guards, when)
     new_items = items[:reads[0]] + [nest] + [substitute(s, {}, {buf: dst}) for s in items[reads[0]:]]
     return Outcome(func=_finish(sch, f, f_anc, new_items, dst), outputs=("block", bname))
 
@@ -407,6 +408,46 @@ def write_at(sch, loop: LoopRV, block: BlockRV, write_buffer_index: int, storage
     nest = copy_nest(sch.func, bname, dst, buf, box, [()] * len(box))
     new_items = [substitute(s, {}, {buf: dst}) for s in items[:end]] + [nest] + items[end:]
     return Outcome(func=_finish(sch, f, f_anc, new_items, dst), outputs=("block", bname))
+
+
+def _data_dependent(region: list) -> bool:
+    """Whether a region's bounds read a buffer (``table[ids[i], :]``): computing them can itself read out of
+    bounds where the blocks' predicates would have skipped the iteration."""
+    found = []
+    for bounds in region:
+        for e in bounds:
+            if e is not None:
+                post_order_visit(e, lambda n: found.append(n) if isinstance(n, BufferLoad) else None)
+    return bool(found)
+
+
+def _readers_guard(items: list, buf: Buffer, f: For):
+    """The predicate under which the reads of ``buf`` below loop ``f`` happen at all, as a condition on the
+    loops outside the copy (``f`` and above): the readers' predicate terms, which must not use the loops
+    inside ``f`` and must be the same for every reader; None when they have no predicate."""
+    from .reduction import split_predicate
+
+    guards = []
+    for item in items:
+        for r, loops in top_blocks(item):
+            if id(buf) not in accessed(r.block, "read"):
+                continue
+            inner = {id(lp.loop_var) for lp in loops}
+            kept, rest = split_predicate(r.predicate, lambda v: id(v) in inner)
+            if rest:
+                raise DataMovementError(
+                    f"cannot read_at {buf.name} at loop {f.loop_var.name}: the region read from {buf.name} "
+                    f"depends on loaded values, and block {r.block.name} reads them only where `{rest[0]}`, which "
+                    f"depends on loops inside {f.loop_var.name}; the copy would compute the region where it is "
+                    "not valid", node=r)
+            guards.append(kept)
+    if any(not structural_equal(g, guards[0]) for g in guards[1:]):
+        raise DataMovementError(
+            f"cannot read_at {buf.name} at loop {f.loop_var.name}: the region read from {buf.name} depends on "
+            f"loaded values, and its readers run under different predicates ({', '.join(map(str, guards))})")
+    if not guards or (isinstance(guards[0], IntImm) and guards[0].value):
+        return None
+    return guards[0]
 
 
 def _covering_box(an: Analyzer, f: For, items: list, buf: Buffer) -> list:
