@@ -626,3 +626,39 @@ def test_kernel_call_reads_new_pointers_when_the_arrays_change():
     x[:] = 5
     call(x, y2)                                  # same objects, new contents
     np.testing.assert_allclose(y2, 10.0)
+
+
+def test_kernel_call_accepts_a_new_size_variable_value_without_the_full_check_and_refuses_a_mismatch():
+    """A new value of a size variable (a KV cache one position longer) takes the direct call when every
+    buffer agrees on it; two buffers that disagree still get the kernel's full check and its clear error."""
+    from workbench.backend.vm_kernel import KernelCall
+
+    n = wb.var("n")
+    a = te.placeholder((n, 4), "float32", name="a")
+    b = te.placeholder((n, 4), "float32", name="b")
+    call = KernelCall(wb.build(te.create_prim_func([a, b, add(a, b)], name="add2"), target="llvm")["add2"])
+    calls = []
+    call.kernel = _Spy(call.kernel, calls)
+    for rows in (2, 3, 4, 5):
+        x, y = randn(rows, 4), randn(rows, 4)
+        out = np.empty((rows, 4), "float32")
+        call(x, y, out)
+        np.testing.assert_allclose(out, x + y)
+    assert len(calls) == 1, "after the first call, a consistent new size took the full checked call"
+    with pytest.raises(ValueError, match="n"):
+        call(randn(3, 4), randn(2, 4), np.empty((3, 4), "float32"))
+    assert len(calls) == 2
+
+
+class _Spy:
+    """Counts the full checked calls of a kernel (its ``__call__``) and passes everything else through."""
+
+    def __init__(self, kernel, calls: list):
+        self._kernel, self._calls = kernel, calls
+
+    def __call__(self, *arrays):
+        self._calls.append(arrays)
+        return self._kernel(*arrays)
+
+    def __getattr__(self, name):
+        return getattr(self._kernel, name)

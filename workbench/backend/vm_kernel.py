@@ -51,6 +51,7 @@ class KernelCall:
         self._nvar = max(1, len(self._sources))
         self._seen: set = set()
         self._default_site: list = [None]
+        self._shape_rule = _shape_rule(kernel) if self.fast else None
 
     def __call__(self, *arrays) -> None:
         self.call_at(self._default_site, arrays)
@@ -68,7 +69,7 @@ class KernelCall:
             bufs, scal = site[1], site[2]      # the very arrays of the last call: same pointers and sizes
         else:
             key = tuple(a.shape for a in arrays)
-            if not self.fast or key not in self._seen:
+            if not self.fast or key not in self._seen and not self._shapes_fit(key):
                 site[0] = None
                 self.kernel(*arrays)  # every check; raises on a mismatch
                 if len(self._seen) >= MAX_SHAPES:
@@ -86,8 +87,48 @@ class KernelCall:
         if rc:
             self.kernel._raise(rc, err)
 
+    def _shapes_fit(self, shapes: tuple) -> bool:
+        """Whether argument ``shapes`` fit the kernel's buffers: each constant dimension equal, each size
+        variable the same wherever it appears (a new value of a size variable, such as the cached length
+        of a KV cache growing by one each step, then needs no full checked call). Remembered when true."""
+        rule = self._shape_rule
+        if rule is None or not self._seen or len(shapes) != len(rule):   # the first call is fully checked
+            return False
+        sizes: dict = {}
+        for shape, dims in zip(shapes, rule):
+            if len(shape) != len(dims):
+                return False
+            for n, want in zip(shape, dims):
+                if isinstance(want, int):
+                    if n != want:
+                        return False
+                elif sizes.setdefault(want, n) != n:
+                    return False
+        if len(self._seen) >= MAX_SHAPES:
+            self._seen.clear()
+        self._seen.add(shapes)
+        return True
+
     def __repr__(self) -> str:
         return f"<KernelCall {self.name} ({'fast' if self.fast else 'checked'})>"
+
+
+def _shape_rule(kernel) -> list | None:
+    """Per parameter, its dimensions: an int for a constant one, ``("size", id of the variable)`` for a
+    symbolic one; None when a dimension is another expression (``n + 1``), which only the full check evaluates."""
+    rule = []
+    for p in kernel.params:
+        buf = p.buffer
+        dims = []
+        for dim in buf.shape:
+            if isinstance(dim, E.IntImm):
+                dims.append(dim.value)
+            elif isinstance(dim, E.Var):
+                dims.append(("size", id(dim)))
+            else:
+                return None
+        rule.append(tuple(dims))
+    return rule
 
 
 def _size_sources(kernel) -> list | None:
