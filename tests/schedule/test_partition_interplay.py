@@ -1,5 +1,6 @@
 """Primitives applied after loop_partition, whose loops start at a non-zero min (``wb.serial(3, 6)``)."""
 import numpy as np
+import pytest
 
 import workbench as wb
 from workbench import te
@@ -224,3 +225,21 @@ def test_unbounded_index_sets_refuse_instead_of_crashing():
         'b9, b10 = sch.cache_index(b8, storage_scope="global", cse_thresh=1)',
         'b19 = sch.get_block("avg_pool2d_pad")',
         'sch.reindex_cache_read(b19, 0, "shared", lambda v0, v1, v2, v3: (v1, v0, v3, v2 // 2, v2 % 2))']) == []
+
+
+def test_fuzzer_seed_121208000380_reverse_compute_at_after_one_partition_piece_is_refused():
+    """The consumer placed under the loop of the second loop_partition piece (elements 3..7) would never run
+    its iterations for elements 0..2, written by the first piece before that loop."""
+    from workbench.schedule.errors import RegionCoverError
+
+    x = te.placeholder((6, 8), name="x")
+    y = te.compute((6, 8), lambda i, j: x[i, j] * 2.0, name="y")
+    z = te.compute((6, 8), lambda i, j: y[i, j] + 1.0, name="z")
+    sch = wb.Schedule(wb.create_prim_func([x, z]))
+    _, j = sch.get_loops(sch.get_block("y"))
+    sch.loop_partition(j, factors=[3, None])
+    _, second = sch.get_loops(sch.get_block("y_j1"))
+    before = sch.func
+    with pytest.raises(RegionCoverError, match=r"would never run"):
+        sch.reverse_compute_at(sch.get_block("z"), second)
+    assert sch.func is before

@@ -685,11 +685,38 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
                     f"cannot reverse-compute block {name} at loop {ln}: its producers write different parts of what "
                     f"it reads per iteration of that loop, so no range of {v.name} is ready there", node=f)
             iv_dims[v] = rng
+    _check_domain_covered(realize, iv_dims, f, l_anc, name, ln)
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
     new_loop = _insert(f, nest, idx, prods, before=False)
     new_func = replace_many(sch.func, {id(realize): None, id(f): new_loop})
     _check_parallel_loops_stay_independent(new_func, name, f"cannot reverse-compute block {name} at loop {ln}")
     return Outcome(func=new_func)
+
+
+def _check_domain_covered(realize: BlockRealize, dims: dict, f: For, l_anc: tuple, name: str, ln: str) -> None:
+    """Over all iterations of the loops down to ``f``, the ranges the moved block gets must reach both ends of
+    each of its axes' domains: a block after only some of its producers (one piece of a ``loop_partition``
+    writes elements 3..7, another 0..2 before the loop) would otherwise never run the other iterations."""
+    loops = [a for a in l_anc if isinstance(a, For)] + [f]
+    order = [lp.loop_var for lp in loops]
+    an = Analyzer()
+    for lp in loops:
+        an.bind(lp.loop_var, Range(lp.min, lp.extent))
+    for iv in realize.block.iter_vars:
+        rng = dims.get(iv.var)
+        low, extent = as_int(iv.dom.min), as_int(iv.dom.extent)
+        if rng is None or low is None or extent is None:
+            continue
+        first = an.const_int_bound(to_expr(rng[0], order)).min_value
+        last = an.const_int_bound(to_expr(rng[1], order)).max_value
+        missing = [f"[{low}, {first})" if isinstance(first, int) and first > low else None,
+                   f"[{last + 1}, {low + extent})" if isinstance(last, int) and last < low + extent - 1 else None]
+        missing = [m for m in missing if m]
+        if missing:
+            raise RegionCoverError(
+                f"cannot reverse-compute block {name} at loop {ln}: the producers inside that loop cover "
+                f"{iv.var.name} only from {first} to {last}, so the iterations with {iv.var.name} in "
+                f"{' and '.join(missing)} would never run", node=f)
 
 
 def _check_parallel_loops_stay_independent(func, name: str, what: str) -> None:
