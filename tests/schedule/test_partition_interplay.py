@@ -243,3 +243,22 @@ def test_fuzzer_seed_121208000380_reverse_compute_at_after_one_partition_piece_i
     with pytest.raises(RegionCoverError, match=r"would never run"):
         sch.reverse_compute_at(sch.get_block("z"), second)
     assert sch.func is before
+
+
+def test_fuzzer_seed_121209008128_reindex_under_an_overshooting_split_copies_only_the_domain():
+    """The axis bound to the inner loop of an overshooting split (8 iterations over a domain of 2, under the
+    block's predicate) gave the reindex copy 8 iterations and read x[2..7, ...] past the buffer."""
+    x = te.placeholder((2, 3, 4), name="x")
+    y = te.compute((3, 4, 2), lambda i, j, k: x[k, i, j], name="transpose")
+    sch = wb.Schedule(wb.create_prim_func([x, y]))
+    i, j, k = sch.get_loops(sch.get_block("transpose"))
+    k0, _ = sch.split(k, factors=[None, 8])
+    sch.fuse(i, j, k0)                                  # k's binding becomes `0 * 8 + k_1`: one loop of 8
+    sch.reindex(sch.get_block("transpose"), ("read", 0))
+    a = np.random.default_rng(0).standard_normal((2, 3, 4)).astype("float32")
+    out = np.full((3, 4, 2), np.nan, "float32")
+    evaluate(sch.func, a, out)                          # bounds-checked
+    np.testing.assert_array_equal(out, a.transpose(1, 2, 0))
+    out[:] = np.nan
+    wb.build(sch.func, target="llvm", checks=True)(a, out)
+    np.testing.assert_array_equal(out, a.transpose(1, 2, 0))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..ir.arith import Analyzer
 from ..ir.arith.linear import linear
 from ..ir.buffer import Buffer
-from ..ir.expr import BufferLoad, IntImm, PrimExpr, Range, Var, as_int, logical_and
+from ..ir.expr import BufferLoad, IntImm, Max, Min, PrimExpr, Range, Var, as_int, logical_and
 from ..ir.functor import Mutator, Visitor, collect_vars, substitute
 from ..ir.stmt import (
     Block,
@@ -236,7 +236,10 @@ def _copied_ranges(sch, realize: BlockRealize, covered: list, refuse: bool, what
         shared = any(set(uses[k]) & set(u) for j, u in enumerate(uses) if j != k)
         if single is not None and not shared:
             loop, offset = single
-            out.append((an.simplify(loop.min + offset), loop.extent))
+            # cut to the axis' domain: an overshooting split's loop runs past it under the block's predicate
+            low = an.simplify(Max(loop.min + offset, iv.dom.min))
+            high = an.simplify(Min(loop.min + offset + loop.extent, iv.dom.min + iv.dom.extent))
+            out.append((low, an.simplify(high - low)))
             continue
         s = an.int_set(value, dom_map)
         covers = (s.min is not None and s.max is not None   # None: unbounded, nothing to prove with
