@@ -493,6 +493,20 @@ def _take_program(n_ids: int = 5):
     return wb.create_prim_func([table, ids, ops.take(table, ids, axis=0, name="take")])
 
 
+def _check_take(func, seed: int, ids: list, interpreter: bool) -> None:
+    """``func`` gathers rows of a random table by ``ids`` exactly as numpy does, built with bound checks (and,
+    with ``interpreter``, in the bounds-checked interpreter too)."""
+    from workbench.ir.interpreter import evaluate
+
+    table = np.random.default_rng(seed).standard_normal((20, 8)).astype("float32")
+    ids = np.array(ids, "int32")
+    runners = ([lambda *a: evaluate(func, *a)] if interpreter else []) + [wb.build(func, target="llvm", checks=True)]
+    for run in runners:
+        out = np.full((5, 8), np.nan, "float32")
+        run(table, ids, out)
+        np.testing.assert_array_equal(out, table[ids])
+
+
 def test_read_at_a_data_dependent_region_under_an_overshooting_split_keeps_the_guard():
     """fuzzer 121207004975:take: the copy's region `table[ids[i], :]` was computed for i = 5..7 (ids has 5
     entries), where the reader's predicate `i < 5` skips the iteration: the copy now runs under it."""
@@ -500,17 +514,7 @@ def test_read_at_a_data_dependent_region_under_an_overshooting_split_keeps_the_g
     i, _ = sch.get_loops(sch.get_block("take"))
     _, inner = sch.split(i, factors=[8, 8])
     sch.read_at(inner, sch.get_block("take"), 0, "local")
-    table = np.random.default_rng(0).standard_normal((20, 8)).astype("float32")
-    ids = np.array([3, 19, 0, 7, 7], "int32")
-    out = np.full((5, 8), np.nan, "float32")
-    from workbench.ir.interpreter import evaluate
-
-    evaluate(sch.func, table, ids, out)                 # bounds-checked: no read of ids[5]
-    np.testing.assert_array_equal(out, table[ids])
-    f = wb.build(sch.func, target="llvm", checks=True)
-    out[:] = np.nan
-    f(table, ids, out)
-    np.testing.assert_array_equal(out, table[ids])
+    _check_take(sch.func, seed=0, ids=[3, 19, 0, 7, 7], interpreter=True)
 
 
 def test_read_at_above_the_data_dependent_loop_copies_the_whole_table():
@@ -520,8 +524,4 @@ def test_read_at_above_the_data_dependent_loop_copies_the_whole_table():
     i, _ = sch.get_loops(sch.get_block("take"))
     outer, _ = sch.split(i, factors=[2, 4])
     sch.read_at(outer, sch.get_block("take"), 0, "local")
-    table = np.random.default_rng(1).standard_normal((20, 8)).astype("float32")
-    ids = np.array([19, 0, 4, 4, 11], "int32")
-    out = np.full((5, 8), np.nan, "float32")
-    wb.build(sch.func, target="llvm", checks=True)(table, ids, out)
-    np.testing.assert_array_equal(out, table[ids])
+    _check_take(sch.func, seed=1, ids=[19, 0, 4, 4, 11], interpreter=False)

@@ -127,9 +127,8 @@ def load_gguf(path: str | os.PathLike) -> GGUFFile:
     model = GGUFFile(path=path, architecture=architecture, config=config, metadata=metadata, tensors=tensors,
                      vocab=vocab, tokenizer=build_tokenizer(vocab))
     del reader
-    return_free_memory()   # the reader's parse of the vocabulary (hundreds of MB at its peak) leaves the process
-    vocab.repack_strings()
-    return_free_memory()
+    vocab.repack_strings()   # after the reader is gone (it collects the garbage before re-making the strings)
+    return_free_memory()     # the parse of the vocabulary (hundreds of MB at its peak) leaves the process
     return model
 
 

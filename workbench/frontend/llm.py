@@ -87,6 +87,7 @@ class LLM:
             child = path is not None and os.environ.get(COMPILE_IN_PROCESS) != "1"
             if child and not os.path.exists(path):
                 _compile_in_child(self.model.path, self.target, self.activations)
+                child = False   # tried once: what the child did not leave on disk is compiled here
             compiled = llama.compile_llama(self.mod, self.target, self.activations)
             if child and not built_on_disk(compiled, self.target):
                 _compile_in_child(self.model.path, self.target, self.activations)
