@@ -662,3 +662,37 @@ class _Spy:
 
     def __getattr__(self, name):
         return getattr(self._kernel, name)
+
+
+def test_threads_calling_one_vm_with_different_shapes_never_mix_results():
+    """Threads share the VM's call sites (their remembered arrays and pointers) and each planned storage's last
+    view: with a thread switch possible between any two bytecodes, a thread must never take another thread's
+    view or pointers (it once did: a result computed into, or read from, the other thread's arrays)."""
+    import sys
+    import threading
+
+    transform = pytest.importorskip("workbench.transform")
+    mod = transform.Sequential([transform.LegalizeOps(), transform.StaticPlanBlockMemory()])(chain_module())
+    vm = build_vm(mod)
+    errors = []
+
+    def worker(n):
+        rng = np.random.default_rng(n)
+        inputs = [rng.standard_normal((n, 4)).astype("float32") for _ in range(4)]
+        expected = [chain_reference(a) for a in inputs]
+        for k in range(400):
+            got = vm["main"](inputs[k % 4])
+            if got.shape != (n, 4) or not np.allclose(got, expected[k % 4], rtol=1e-5):
+                errors.append((n, k))
+                return
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in (2, 3, 5, 6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, f"wrong results (rows, call) in threads: {errors}"

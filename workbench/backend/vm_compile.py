@@ -440,7 +440,9 @@ class FunctionCompiler:
         sreg, itemsize = self.storage_regs[sid], dtype.itemsize
 
         kept_reg = self.kept_storages_reg
-        last_view: list = [None, None, None]   # (storage, shape, view) of the last call
+        # (storage, shape, view) of the last call, one tuple read once and replaced whole: a thread never
+        # takes another thread's view (each thread has its own storages)
+        last_view: list = [None]
 
         def alloc(regs, sizes):
             store = regs[sreg]
@@ -453,15 +455,15 @@ class FunctionCompiler:
                     kept[sid] = store if need <= KEEP_STORAGE_BYTES else None
                 regs[sreg] = store
             shape = shape_fn(sizes)
-            view = last_view
-            if view[0] is store and view[1] == shape:
+            view = last_view[0]
+            if view is not None and view[0] is store and view[1] == shape:
                 return view[2]      # the same array object as last time: kernels skip re-reading its pointer
             nbytes = math.prod(shape) * itemsize
             if nbytes > store.shape[0]:
                 raise ValueError(f"{what}: the memory plan gives storage {sid} {store.shape[0]} bytes, but the "
                                  f"output {shape} of {dtype.name} needs {nbytes}")
             out = store[:nbytes].view(dtype).reshape(shape)
-            last_view[:] = (store, shape, out)
+            last_view[0] = (store, shape, out)
             return out
 
         return alloc

@@ -62,11 +62,13 @@ class KernelCall:
         return KernelSite(self)
 
     def call_at(self, site: list, arrays: tuple) -> None:
-        """Call with ``arrays``; ``site`` is ``[last arrays, bufs address, sizes address, bufs, sizes]`` of
-        the caller's last direct call (or ``[None]``), updated here."""
-        last = site[0]
-        if last is not None and len(arrays) == len(last) and all(r() is a for r, a in zip(last, arrays)):
-            bufs, scal = site[1], site[2]      # the very arrays of the last call: same pointers and sizes
+        """Call with ``arrays``; ``site[0]`` is ``(last arrays, bufs address, sizes address, bufs, sizes)`` of
+        the caller's last direct call (or None), replaced here. The state is one tuple, read once and replaced
+        whole, so threads calling the same site never mix one call's arrays with another's pointers, and the
+        pointer arrays stay alive (held by ``state``) while the kernel runs."""
+        state = site[0]
+        if state is not None and len(arrays) == len(state[0]) and all(r() is a for r, a in zip(state[0], arrays)):
+            bufs, scal = state[1], state[2]    # the very arrays of the last call: same pointers and sizes
         else:
             key = tuple(a.shape for a in arrays)
             if not self.fast or key not in self._seen and not self._shapes_fit(key):
@@ -81,7 +83,8 @@ class KernelCall:
             bufs, scal = ctypes.addressof(b), ctypes.addressof(c)
             # remembered by weak references: a remembered array is never kept alive, and one that died (its
             # memory perhaps reused by a new array) no longer matches
-            site[:] = ([weakref.ref(a) for a in arrays], bufs, scal, b, c)
+            state = ([weakref.ref(a) for a in arrays], bufs, scal, b, c)
+            site[0] = state
         err = (ctypes.c_int64 * self._err_slots)()
         rc = self.kernel._cfn(bufs, scal, ctypes.addressof(err))
         if rc:
