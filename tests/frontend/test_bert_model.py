@@ -93,6 +93,31 @@ def test_scheduled_module_is_read_back_from_the_disk_cache(tmp_path, monkeypatch
     assert runs == ["llvm", "llvm -mcpu=znver3"]
 
 
+def test_the_cache_key_changes_with_any_source_file_of_the_compiler(tmp_path):
+    """The key's source hash covers every .py file in any folder (a frontend's own schedules included, which it
+    once missed), and nothing else."""
+    import shutil
+
+    root = tmp_path / "workbench"
+    shutil.copytree(os.path.dirname(model_module.__file__), root / "frontend",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "schedule").mkdir()
+    (root / "schedule" / "split.py").write_text("x = 1\n")
+    base = model_module.source_fingerprint(str(root))
+    assert model_module.source_fingerprint(str(root)) == base
+    (root / "frontend" / "README.txt").write_text("not a source file")
+    assert model_module.source_fingerprint(str(root)) == base
+    llama = root / "frontend" / "llama.py"
+    llama.write_text(llama.read_text() + "\n# a changed schedule\n")
+    changed = model_module.source_fingerprint(str(root))
+    assert changed != base
+    (root / "schedule" / "split.py").write_text("x = 2\n")
+    nested = model_module.source_fingerprint(str(root))
+    assert nested not in (base, changed)
+    (root / "schedule" / "split.py").rename(root / "schedule" / "fuse.py")   # same content, another name
+    assert model_module.source_fingerprint(str(root)) not in (base, changed, nested)
+
+
 # -- bad model folders -----------------------------------------------------------------------------
 
 def _copy_folder(src: str, dst, config_changes=None, files=("config.json", "model.safetensors", "tokenizer.json")):

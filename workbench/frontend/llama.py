@@ -36,8 +36,6 @@ are, F16 ones through ``astype``.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
 from typing import Sequence
 
@@ -263,19 +261,8 @@ def compiled_path(mod: IRModule, target: str = "llvm", activations: str = "float
     if not disk_enabled():
         return None
     suffix = "" if activations == "float32" else f"-{activations}"
-    key = hashlib.sha256(f"{model._cache_key(mod, target)}|{_schedule_sources()}".encode()).hexdigest()[:40]
+    key = model._cache_key(mod, target)     # covers the whole package's sources, these schedules included
     return os.path.join(model.cache_dir(), f"llama-{key}{suffix}.py")
-
-
-@functools.lru_cache(maxsize=1)
-def _schedule_sources() -> str:
-    """A hash of this module and of int8_decode.py, whose schedules and kernels the compiled module holds
-    (the model cache's own key covers the graph passes and the op library, not these)."""
-    h = hashlib.sha256()
-    for name in ("llama.py", "int8_decode.py"):
-        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
 
 
 def compile_llama(mod: IRModule, target: str = "llvm", activations: str = "float32") -> IRModule:

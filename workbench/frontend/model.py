@@ -217,19 +217,25 @@ _FINGERPRINT: list[str] = []
 
 
 def _compiler_fingerprint() -> str:
-    """A hash of the sources the scheduled module depends on (graph passes, op library, schedules), so a
-    changed compiler never reads a module an older one wrote."""
+    """A hash of every source file of the package: a scheduled module depends on the graph passes, the op
+    library, the schedules, the analyzer and the target's vector widths, and a frontend's own schedules
+    (``llama.py``, ``int8_decode.py``), so any change to the compiler means a module an older one wrote is
+    never read (hashing the whole package, about 2 MB, takes a few milliseconds once per process)."""
     if not _FINGERPRINT:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        h = hashlib.sha256()
-        for folder in ("transform", os.path.join("ir", "graph"), "schedule", os.path.join("ir", "te"),
-                       os.path.join("ir", "op_library")):
-            for dirpath, _, files in sorted(os.walk(os.path.join(root, folder))):
-                for name in sorted(f for f in files if f.endswith(".py")):
-                    with open(os.path.join(dirpath, name), "rb") as f:
-                        h.update(name.encode() + f.read())
-        _FINGERPRINT.append(h.hexdigest())
+        _FINGERPRINT.append(source_fingerprint(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     return _FINGERPRINT[0]
+
+
+def source_fingerprint(root: str) -> str:
+    """A hash of the names and contents of the ``.py`` files under ``root``, in a fixed order."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames.sort()
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                h.update(os.path.relpath(path, root).encode() + b"\0" + f.read() + b"\0")
+    return h.hexdigest()
 
 
 def _read_cached(path: str) -> IRModule | None:
