@@ -469,9 +469,24 @@ class SequenceGenerator:
             self.rec.annotate(target, self.rng.choice(self._ANN_KEYS), self.rng.choice((0, 1, 16, "x", True)))
 
     def _unannotate(self):
+        """Mostly a key that the target has (annotating it first when nothing is annotated yet)."""
         target = self._annotation_target()
-        if target is not None:
+        if target is None:
+            return
+        keys = sorted(getattr(self.sch.get(target), "annotations", None) or {})
+        if not keys and self.rng.random() < 0.7:
+            self._annotate_with(target)
+            keys = sorted(getattr(self.sch.get(target), "annotations", None) or {})
+        if keys and self.rng.random() < 0.85:
+            self.rec.unannotate(target, self.rng.choice(keys))
+        else:
             self.rec.unannotate(target, self.rng.choice(self._ANN_KEYS))
+
+    def _annotate_with(self, target):
+        try:
+            self.rec.annotate(target, self.rng.choice(self._ANN_KEYS), self.rng.choice((0, 1, 16, "x", True)))
+        except Refused:
+            pass
 
     def _compute_location(self, name):
         b = self.block()
@@ -509,9 +524,29 @@ class SequenceGenerator:
             self.rec.cache_write(b, self.index(len(self.sch.get(b).writes)), self.scope())
 
     def _cache_inplace(self):
-        b = self.reduction_block() if self.rng.random() < 0.5 else self.block()
-        if b is not None:
-            self.rec.cache_inplace(b, self.index(len(self.sch.get(b).reads)), self.scope())
+        """Mostly a read of a buffer that the block also writes (what cache_inplace needs)."""
+        b = self.reduction_block() if self.rng.random() < 0.85 else self.block()
+        if b is None:
+            return
+        both = self._read_and_written(b)
+        if not both and self.rng.random() < 0.6:    # a reduction reads its output once decomposed
+            loops = self.sch.get_loops(b)
+            if loops and any(iv.iter_type == "reduce" for iv in self.sch.get(b).iter_vars):
+                try:
+                    self.rec.decompose_reduction(b, self.rng.choice(loops))
+                except Refused:
+                    pass
+                both = self._read_and_written(b)
+        blk = self.sch.get(b)
+        if both and self.rng.random() < 0.85:
+            self.rec.cache_inplace(b, self.rng.choice(both), self.scope())
+        else:
+            self.rec.cache_inplace(b, self.index(len(blk.reads)), self.scope())
+
+    def _read_and_written(self, b) -> list[int]:
+        blk = self.sch.get(b)
+        written = {id(w.buffer) for w in blk.writes}
+        return [k for k, r in enumerate(blk.reads) if id(r.buffer) in written]
 
     def _set_scope(self):
         b = self.block()
@@ -574,12 +609,24 @@ class SequenceGenerator:
         self.rec.blockize([self.sch.get_block(names[a]), self.sch.get_block(names[a + 1])])
 
     def _tensorize(self):
-        if self.rng.random() < 0.5:
+        r = self.rng.random()
+        if r < 0.35:
             self._tensorize_recipe()
+            return
+        if r < 0.6:
+            self._tensorize_fma_recipe()
             return
         target = self.loop() if self.rng.random() < 0.7 else self.block()
         if target is not None:
             self.rec.tensorize(target, self.rng.choice(("matmul_add_4x4", "matmul_add_4x4", "fma_f32x8_avx2")))
+
+    def _maybe_pad(self, b, multiples: list) -> None:
+        """Sometimes pad_einsum first (as TVM's flows do before tensorize), so odd sizes can tile."""
+        if self.rng.random() < 0.5:
+            try:
+                self.rec.pad_einsum(b, multiples)
+            except Refused:
+                pass
 
     def _tensorize_recipe(self):
         """Tile the last three loops of a reduction block by 4 and tensorize with ``matmul_add_4x4``;
@@ -587,6 +634,7 @@ class SequenceGenerator:
         b = self.reduction_block()
         if b is None:
             return
+        self._maybe_pad(b, [4] * len(self.sch.get(b).iter_vars))
         loops = self.sch.get_loops(b)
         if len(loops) < 3:
             return
@@ -598,9 +646,32 @@ class SequenceGenerator:
                 return
             outer.append(o)
             inner.append(i)
-        for call in (lambda: self.rec.reorder(*outer, *inner),
-                     lambda: self.rec.decompose_reduction(b, outer[-1]),
-                     lambda: self.rec.tensorize(inner[0], "matmul_add_4x4")):
+        self._try_in_turn(lambda: self.rec.reorder(*outer, *inner),
+                          lambda: self.rec.decompose_reduction(b, outer[-1]),
+                          lambda: self.rec.tensorize(inner[0], "matmul_add_4x4"))
+
+    def _tensorize_fma_recipe(self):
+        """``C[i, j] += A[i, k] * B[k, j]`` with j innermost, split by 8, under k: tensorize the 8 lanes with
+        ``fma_f32x8_avx2`` (after decomposing the reduction above k)."""
+        b = self.reduction_block()
+        if b is None:
+            return
+        self._maybe_pad(b, [1] * (len(self.sch.get(b).iter_vars) - 2) + [8, 1])
+        loops = self.sch.get_loops(b)
+        if len(loops) < 2:
+            return
+        j, k = loops[-2], loops[-1]
+        try:
+            jo, ji = self.rec.split(j, factors=[None, 8])
+        except Refused:
+            return
+        self._try_in_turn(lambda: self.rec.reorder(jo, k, ji),
+                          lambda: self.rec.decompose_reduction(b, self.rng.choice((jo, k))),
+                          lambda: self.rec.tensorize(ji, "fma_f32x8_avx2"))
+
+    def _try_in_turn(self, *calls) -> None:
+        """Each call in order; after a refusal, stop half of the time."""
+        for call in calls:
             try:
                 call()
             except Refused:
