@@ -525,3 +525,22 @@ def test_read_at_above_the_data_dependent_loop_copies_the_whole_table():
     outer, _ = sch.split(i, factors=[2, 4])
     sch.read_at(outer, sch.get_block("take"), 0, "local")
     _check_take(sch.func, seed=1, ids=[19, 0, 4, 4, 11], interpreter=False)
+
+
+def test_read_at_and_write_at_inside_a_blockized_block_are_refused():
+    """Inside the block made by blockize, a region starts at the outer block's variable (``x[v_i0_o, v]``); a
+    copy there could only be bound to it, which a binding may not use: refused with the reason (read_at once
+    made an ill-formed program here; fixed slice of the fuzzer, seed 11, gelu_tanh)."""
+    x = te.placeholder((4, 8), name="x")
+    y = te.compute((4, 8), lambda i, j: x[i, j] * 2.0, name="y")
+    sch = wb.Schedule(wb.create_prim_func([x, y]))
+    i, j = sch.get_loops(sch.get_block("y"))
+    sch.blockize(j)
+    (inner,) = sch.get_loops(sch.get_block("y"))
+    refused(sch, sch.read_at, inner, sch.get_block("y"), 0, "local", exc=DataMovementError,
+            match="(?s)use v_i_o .*iteration variable of the enclosing block y_o.*outside block y_o")
+    refused(sch, sch.write_at, inner, sch.get_block("y"), 0, "local", exc=DataMovementError,
+            match="use v_i_o .*iteration variable of the enclosing block y_o")
+    # at the loop outside the blockized block read_at still applies, and the program still computes x * 2
+    sch.read_at(i, sch.get_block("y_o"), 0, "local")
+    check_llvm(sch.func, lambda a: a * 2.0, [(4, 8)], (4, 8))

@@ -201,6 +201,31 @@ def copy_nest(func, name: str, src: Buffer, dst: Buffer, box: list, guards: list
     return nest
 
 
+def check_bindable(anc: tuple, box: list, when, what: str, buf: Buffer, f: For) -> None:
+    """Refuse a copy whose box (or guard) uses an iteration variable of a block around loop ``f``.
+
+    Inside a block, a region can start at the block's own variable (``x[v_i0_o, 0:8]`` inside a
+    blockized ``gelu_tanh_o``), but a block binding may only use loops, and a block sees the loops
+    outside an enclosing block only through that block's variables: the copy could not be bound."""
+    outer = {}
+    for a in anc:
+        if isinstance(a, BlockRealize):
+            outer.update({id(iv.var): (iv.var, a.block.name) for iv in a.block.iter_vars})
+    if not outer:
+        return
+    for e in [x for start, ext in box for x in (start, ext)] + ([when] if when is not None else []):
+        hit = []
+        post_order_visit(e, lambda n: hit.append(n) if isinstance(n, Var) and id(n) in outer else None)
+        if hit:
+            var, name = outer[id(hit[0])]
+            raise DataMovementError(
+                f"cannot {what} {buf.name} at loop {f.loop_var.name}: the bounds of the region to copy use "
+                f"{var.name} (in `{e}`), an iteration variable of the enclosing block {name}; a block binding can use only "
+                f"loops inside {name}, so the copy cannot be bound there",
+                detail=f"Apply {what} at a loop outside block {name} (or before the blockize that made it).",
+                node=f)
+
+
 def _clamped_box(an: Analyzer, region: list, buf: Buffer) -> tuple[list, list]:
     """The read region as a copy box, cut to the buffer: ``(box, guards)`` for :func:`copy_nest`."""
     box, guards = [], []
@@ -338,6 +363,7 @@ def read_at(sch, loop: LoopRV, block: BlockRV, read_buffer_index: int, storage_s
                                 "do not list it in their read regions", node=realize)
     box, guards = _clamped_box(an, region, buf)
     when = _readers_guard(items[reads[0]:], buf, f) if _data_dependent(region) else None
+    check_bindable(f_anc, box, when, "read_at", buf, f)
     dst, bname = _new_cache(sch, buf, storage_scope)
     nest = copy_nest(sch.func, bname, buf, dst, box, guards, when)
     new_items = items[:reads[0]] + [nest] + [substitute(s, {}, {buf: dst}) for s in items[reads[0]:]]
@@ -404,6 +430,7 @@ def write_at(sch, loop: LoopRV, block: BlockRV, write_buffer_index: int, storage
     an = outer_analyzer(f_anc, f)
     box = _covering_box(an, f, items[:end], buf)
     _check_cache_reads(an, f, f_anc, items[:end], buf)
+    check_bindable(f_anc, box, None, "write_at", buf, f)
     dst, bname = _new_cache(sch, buf, storage_scope)
     nest = copy_nest(sch.func, bname, dst, buf, box, [()] * len(box))
     new_items = [substitute(s, {}, {buf: dst}) for s in items[:end]] + [nest] + items[end:]
