@@ -157,3 +157,23 @@ def test_fuzzer_accepts_the_inf_cast_error_of_a_narrowing_dtype_change():
     assert fuzz.check_program(prog, prog.func, sch.func, {}, trace, values=False) == []
     nan_cast = {"kind": "interp-error", "message": "InterpreterError: cannot cast nan to int32 (is an ...)"}
     assert not fuzz._is_value_failure(nan_cast)   # an uninitialised read stays a failure
+
+
+def test_reindex_cache_read_for_a_reader_before_the_last_writer_is_refused():
+    """After decompose_reduction + cache_inplace, layer_norm_sum is written by the init (before the copy-in
+    block that reads it) and by the copy back (after it). reindex_cache_read of the copy-in placed its copy after
+    the last writer, after its reader, which then read an unwritten cache (NaN; fuzzer seed 121213006651).
+    Refused as cache_read refuses it; cache_read of the same read is refused too."""
+    case = op_library.OPS["layer_norm"]()
+    sch = wb.Schedule(case.func)
+    b = sch.get_block("layer_norm_sum")
+    sch.decompose_reduction(b, sch.get_loops(b)[0])
+    sch.cache_inplace(b, 0, "local")
+    copy_in = sch.get_block("layer_norm_sum_local_in")
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match="runs before block layer_norm_sum_local writes layer_norm_sum"):
+        sch.reindex_cache_read(copy_in, 0, "global", lambda v0: (v0,))
+    with pytest.raises(wb.ScheduleError, match="runs before block layer_norm_sum_local writes layer_norm_sum"):
+        sch.cache_read(copy_in, 0, "global")
+    assert sch.func is before
+    _run_both(sch.func, case)

@@ -493,6 +493,10 @@ def _read_position(idx, sc, top, buf: Buffer, blk: Block, writers: list, what: s
         raise DependenceError(f"{what}: block {in_scope[-1]} writes {buf.name} in the same loop nest, so a copy "
                               "cannot go between them", detail="cache first, then move blocks with compute_at.",
                               node=last[0])
+    if _position(sc, top) < _position(sc, wtop):
+        raise DependenceError(f"{what}: block {blk.name} runs before block {in_scope[-1]} writes {buf.name}, and "
+                              "the copy can only go after the last writer, too late for it",
+                              detail="cache_read has the same rule.", node=last[0])
     return _position(sc, wtop) + 1
 
 
