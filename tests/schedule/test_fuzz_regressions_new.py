@@ -177,3 +177,34 @@ def test_reindex_cache_read_for_a_reader_before_the_last_writer_is_refused():
         sch.cache_read(copy_in, 0, "global")
     assert sch.func is before
     _run_both(sch.func, case)
+
+
+def test_overshooting_split_over_a_loop_whose_range_loads_a_buffer_is_refused():
+    """cache_index makes index buffers of extent 18 and read_at copies under a loop whose range loads them; a
+    split of the outer loop by [7, 1, 5] (35 > 18) guarded only the blocks, so the copy loop's range read
+    index_var_0[18..34] (fuzzer seed 121213006321, blur1d). Refused; a dividing split still applies."""
+    A = te.placeholder((20,), name="A")
+    B = te.compute((20,), lambda i: A[i] * 2.0, name="B")
+    C = te.compute((18,), lambda i: B[i] + B[i + 1] + B[i + 2], name="C")
+    func = wb.create_prim_func([A, C])
+
+    def scheduled():
+        sch = wb.Schedule(func)
+        sch.cache_index(sch.get_block("C"), storage_scope="local")
+        (i,) = sch.get_loops(sch.get_block("C"))
+        sch.read_at(i, sch.get_block("C"), 0, "shared")
+        return sch
+
+    sch = scheduled()
+    (i,) = sch.get_loops(sch.get_block("C"))
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match=r"(?s)do not divide its extent.*computes its range from "
+                                               r"`index_var_0\["):
+        sch.split(i, factors=[7, 1, 5])
+    assert sch.func is before
+    sch.split(i, factors=[6, 3])
+    a = np.random.default_rng(0).standard_normal(20).astype("float32")
+    for run in (lambda *x: evaluate(sch.func, *x), wb.build(sch.func, target="llvm")):
+        c = np.full(18, np.nan, "float32")
+        run(a, c)
+        np.testing.assert_allclose(c, 2 * (a[:-2] + a[1:-1] + a[2:]), rtol=1e-5)

@@ -222,12 +222,53 @@ def split(sch, loop: LoopRV, factors: Sequence) -> Outcome:
         for f in facs:
             total *= f
     if not exact or total != extent:
+        _check_bounds_load_nothing(f_loop, factors)
         cond = value < (f_loop.min + f_loop.extent if as_int(f_loop.min) != 0 else f_loop.extent)
         body = _add_predicate(body, cond)
     for v, f in reversed(list(zip(new_vars, facs))):
         body = For(v, IntImm(0, dtype), convert(f, dtype), ForKind.SERIAL, body)
     new_func = rebuild(sch.func, anc, f_loop, body)
     return Outcome(func=new_func, outputs=[("loop", v) for v in new_vars])
+
+
+def _check_bounds_load_nothing(f_loop: For, factors) -> None:
+    """Refuse an overshooting split when a loop (or ``if``) between ``f_loop`` and its blocks computes its bounds
+    from a buffer load that uses ``f_loop``'s variable: the split's extra iterations are skipped only by the
+    blocks' predicate, so those bounds would be computed there first, reading out of range."""
+    from ..ir.expr import BufferLoad
+    from ..ir.functor import post_order_visit, uses_var
+
+    var = f_loop.loop_var
+
+    def loads_with_var(e) -> list:
+        found = []
+        post_order_visit(e, lambda n: found.append(n) if isinstance(n, BufferLoad)
+                         and any(uses_var(i, lambda v: v is var) for i in n.indices) else None)
+        return found
+
+    stack = [f_loop.body]
+    while stack:
+        s = stack.pop()
+        if isinstance(s, BlockRealize):
+            continue
+        if isinstance(s, SeqStmt):
+            stack.extend(s.seq)
+            continue
+        exprs, what = (), ""
+        if isinstance(s, For):
+            exprs, what = (s.min, s.extent), f"loop {s.loop_var.name} inside computes its range"
+            stack.append(s.body)
+        elif isinstance(s, IfThenElse):
+            exprs, what = (s.condition,), "an `if` inside computes its condition"
+            stack.extend(x for x in (s.then_case, s.else_case) if x is not None)
+        for e in exprs:
+            hit = loads_with_var(e)
+            if hit:
+                raise ScheduleArgumentError(
+                    f"cannot split loop {var.name} by {list(factors)!r}: the factors do not divide its extent "
+                    f"{f_loop.extent}, and {what} from `{hit[0]}`, before any block's predicate could skip the "
+                    f"extra iterations, so it would read {hit[0].buffer.name} out of range",
+                    detail="Use factors whose product is the extent.", node=s)
 
 
 def _add_predicate(body, cond):
