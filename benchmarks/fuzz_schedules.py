@@ -31,6 +31,7 @@ import argparse
 import inspect
 import json
 import multiprocessing
+import os
 import random
 import re
 import sys
@@ -44,7 +45,11 @@ from multiprocessing.connection import wait
 
 import numpy as np
 
-import workbench as wb
+# every primitive's result is checked for well-formedness (read when workbench is first imported): an ill-formed
+# intermediate program is a bug even when the final program computes the right values
+os.environ.setdefault("WORKBENCH_VERIFY", "1")
+
+import workbench as wb  # noqa: E402
 from workbench import te
 from workbench.ir import op_library
 
