@@ -17,7 +17,7 @@ from ..ir.arith import Analyzer
 from ..ir.arith.linear import linear, to_expr
 from ..ir.buffer import Buffer
 from ..ir.expr import GE, LT, BufferLoad, IntImm, Max, Min, Range, Var, logical_and
-from ..ir.functor import post_order_visit, substitute, uses_var
+from ..ir.functor import collect_vars, post_order_visit, substitute, uses_var
 from ..ir.stmt import (
     Block,
     BlockRealize,
@@ -214,8 +214,7 @@ def check_bindable(anc: tuple, box: list, when, what: str, buf: Buffer, f: For) 
     if not outer:
         return
     for e in [x for start, ext in box for x in (start, ext)] + ([when] if when is not None else []):
-        hit = []
-        post_order_visit(e, lambda n: hit.append(n) if isinstance(n, Var) and id(n) in outer else None)
+        hit = [v for v in collect_vars(e) if id(v) in outer]
         if hit:
             var, name = outer[id(hit[0])]
             raise DataMovementError(

@@ -15,6 +15,7 @@ from ..ir.arith import Analyzer
 from ..ir.arith.linear import linear
 from ..ir.dtype import is_integer, max_value
 from ..ir.expr import (
+    BufferLoad,
     IntImm,
     PrimExpr,
     Var,
@@ -24,7 +25,7 @@ from ..ir.expr import (
     floormod,
     logical_and,
 )
-from ..ir.functor import collect_vars, substitute
+from ..ir.functor import collect_vars, post_order_visit, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, For, ForKind, IfThenElse, SeqStmt
 from .errors import DependenceError, NotAChainError, ScheduleArgumentError
 from .loop_legality import check_init_stays_first, check_plain_loop
@@ -235,9 +236,6 @@ def _check_bounds_load_nothing(f_loop: For, factors) -> None:
     """Refuse an overshooting split when a loop (or ``if``) between ``f_loop`` and its blocks computes its bounds
     from a buffer load that uses ``f_loop``'s variable: the split's extra iterations are skipped only by the
     blocks' predicate, so those bounds would be computed there first, reading out of range."""
-    from ..ir.expr import BufferLoad
-    from ..ir.functor import post_order_visit, uses_var
-
     var = f_loop.loop_var
 
     def loads_with_var(e) -> list:
@@ -638,7 +636,6 @@ class _Access:
 
 def _loose_accesses(stmt) -> list[tuple]:
     """``(buffer, is_write)`` of the loads and stores of ``stmt`` that are not inside a block."""
-    from ..ir.expr import BufferLoad
     from ..ir.functor import Visitor
     from ..ir.stmt import BufferStore
 
