@@ -208,3 +208,58 @@ def test_overshooting_split_over_a_loop_whose_range_loads_a_buffer_is_refused():
         c = np.full(18, np.nan, "float32")
         run(a, c)
         np.testing.assert_allclose(c, 2 * (a[:-2] + a[1:-1] + a[2:]), rtol=1e-5)
+
+
+def test_write_at_a_partitioned_reduction_piece_that_never_runs_its_init_is_refused():
+    """loop_partition splits a sum over k into blocks over k in [0, 5), [5, 7), [7, 9); only the first runs the
+    init (at v_k == 0). write_at at the second piece's loop let it add to an uninitialised cache (NaN in the
+    interpreter and in LLVM: fuzzer seed 121215001704, log_softmax). Refused; write_at at the row loop, which also
+    holds the first piece, still applies and matches numpy."""
+    case = op_library.OPS["log_softmax"]()
+
+    def partitioned():
+        sch = wb.Schedule(case.func)
+        _, k = sch.get_loops(sch.get_block("log_softmax_expsum"))
+        sch.loop_partition(k, factors=[None, 2, 2])
+        return sch
+
+    sch = partitioned()
+    piece = sch.get_block("log_softmax_expsum_k1")
+    i, k1 = sch.get_loops(piece)
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match=r"(?s)log_softmax_expsum_k1 adds to log_softmax_expsum.*reduction "
+                                               r"axis v_k at 5"):
+        sch.write_at(k1, piece, 0, "global")
+    assert sch.func is before
+    sch.write_at(i, piece, 0, "global")
+    _run_both(sch.func, case)
+
+
+def test_decompose_padding_of_a_rolling_buffer_is_refused():
+    """After compute_at and rolling_buffer, conv2d's padding block stores to conv2d_pad[.., v_i2 % 3, ..]: one
+    slot holds padding for one row and data for another. decompose_padding filled the slots once before the loop,
+    and later rows' data overwrote padding that a later row needed (28 of 64 outputs wrong: fuzzer seed
+    121215001915). Refused; without the rolling buffer the same decomposition applies and matches numpy."""
+    case = op_library.OPS["conv2d"]()
+
+    def computed_at(rolling: bool):
+        sch = wb.Schedule(case.func)
+        pad = sch.get_block("conv2d_pad")
+        (consumer,) = sch.get_consumers(pad)
+        outer, _ = sch.split(sch.get_loops(consumer)[3], factors=[None, 2])
+        sch.compute_at(pad, outer)
+        if rolling:
+            sch.rolling_buffer(pad, 0)
+        return sch
+
+    sch = computed_at(rolling=True)
+    pad = sch.get_block("conv2d_pad")
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match=r"conv2d_pad\[v_i0, v_i1, v_i2 % 3, v_i3\] cannot be shown one-to-one"):
+        sch.decompose_padding(pad, sch.get_loops(pad)[1])
+    assert sch.func is before
+    assert not bool(sch.can_decompose_padding(pad, sch.get_loops(pad)[1]))
+    sch = computed_at(rolling=False)
+    pad = sch.get_block("conv2d_pad")
+    sch.decompose_padding(pad, sch.get_loops(pad)[1])
+    _run_both(sch.func, case)

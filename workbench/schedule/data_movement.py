@@ -37,6 +37,7 @@ from .legality import refresh_regions
 from .lookup import accessed
 from .loops import loop_names
 from .primitive import primitive
+from .reduction import conjuncts
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import fresh_name, replace_many, stmt_children
@@ -505,11 +506,20 @@ def _check_cache_reads(an: Analyzer, f: For, f_anc: tuple, items: list, buf: Buf
         for r, loops in top_blocks(item):
             if id(buf) not in accessed(r.block, "read"):
                 continue
+            why = ""
             if _self_started(r, loops, f, f_anc, buf):
-                continue
+                why = _init_skipped(r, (f, *loops))
+                if not why:
+                    continue
             region = relaxed_region(an, r, regions_of(r.block, "read", buf), buf, loops)
             if any(box_contains(an, b, region) for b in written_before if region is not None):
                 continue
+            if why:
+                raise DataMovementError(
+                    f"cannot write_at {buf.name} at loop {f.loop_var.name}: block {r.block.name} adds to "
+                    f"{buf.name}, and {why}, so it continues a partial result from before the loop, which the "
+                    "cache would not hold", detail="apply write_at at a loop that also holds the block that "
+                    "starts the reduction, before this one.", node=r)
             raise DataMovementError(
                 f"cannot write_at {buf.name} at loop {f.loop_var.name}: block {r.block.name} reads {buf.name} in the "
                 f"loop, and with write_at it would read the cache, which cannot be shown to hold what it reads",
@@ -540,6 +550,28 @@ def _self_started(r: BlockRealize, loops, f: For, f_anc: tuple, buf: Buffer) -> 
         if iv.iter_type == IterType.REDUCE and uses_var(val, lambda v: id(v) in outer):
             return False
     return True
+
+
+def _init_skipped(r: BlockRealize, loops) -> str:
+    """Why the reduction block ``r`` does not run its init at the first iteration of ``loops`` (the copy's loop
+    and those inside it), or "": the init runs where every reduction axis is at its domain's start, which a loop
+    that loop_partition started above it never reaches, nor a predicate that is false there."""
+    start = {lp.loop_var: lp.min for lp in loops}
+    an = Analyzer()
+    reduce_loops = set()
+    for iv, val in zip(r.block.iter_vars, r.iter_values):
+        if iv.iter_type != IterType.REDUCE:
+            continue
+        first = substitute(val, start)
+        if not an.can_prove_equal(first, iv.dom.min):
+            return (f"the first iteration there puts its reduction axis {iv.var.name} at {an.simplify(first)}, not "
+                    f"at the start {iv.dom.min} of its domain, where its init runs")
+        reduce_loops |= {id(lp.loop_var) for lp in loops if uses_var(val, lp.loop_var)}
+    for term in conjuncts(r.predicate):
+        if uses_var(term, lambda v: id(v) in reduce_loops) and not an.can_prove(substitute(term, start)):
+            return (f"its predicate term `{term}` cannot be shown to hold at the first iteration there, where its "
+                    "init would run")
+    return ""
 
 
 __all__ = ["read_at", "write_at", "DataMovementError"]

@@ -574,6 +574,12 @@ def _match_padding(idx: Index, realize: BlockRealize) -> _Padding:
         refuse(f"it reads the buffer {store.buffer.name} it writes")
     if any(isinstance(n, Call) and n.op == "call_extern" for n in _calls(inner)):
         refuse("its in-bound value calls an external function, which may have side effects")
+    doms = {iv.var: iv.dom for iv in blk.iter_vars}
+    if detect_iter_map(list(store.indices), doms, check_level="bijective") is None:
+        at = f"{store.buffer.name}[{', '.join(map(str, store.indices))}]"
+        refuse(f"its store to {at} cannot be shown one-to-one in its iteration variables (as in a rolling buffer, "
+               "several iterations write one element), so a fill placed before the loop could overwrite values "
+               "and be overwritten by them in another order than the block's")
     writers = buffer_users(idx, store.buffer)[0]
     if writers != [name]:
         other = next(w for w in writers if w != name)

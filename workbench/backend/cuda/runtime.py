@@ -140,7 +140,10 @@ class DeviceMemory:
         state = device_state(index)
         state.make_current()
         self.index, self.nbytes = index, nbytes
-        self.ptr = _check(_driver_api().cuMemAlloc(max(1, nbytes)), f"cuMemAlloc({nbytes} bytes)")
+        drv = _driver_api()
+        self.ptr = _check(drv.cuMemAlloc(max(1, nbytes)), f"cuMemAlloc({nbytes} bytes)")
+        # kept for __del__: at interpreter exit `from cuda.bindings import driver` no longer works
+        self._free = drv.cuMemFree
 
     def __int__(self) -> int:
         return int(self.ptr)
@@ -149,7 +152,7 @@ class DeviceMemory:
         ptr = getattr(self, "ptr", None)
         if ptr is not None:
             self.ptr = None
-            _driver_api().cuMemFree(ptr)
+            self._free(ptr)
 
 
 class EventPool:
@@ -157,10 +160,13 @@ class EventPool:
 
     def __init__(self):
         self.pairs: list[tuple] = []
+        self._destroy = None
 
     def pair(self, k: int) -> tuple:
         """The ``k``-th (start, end) pair, made when there are not that many yet."""
         drv = _driver_api()
+        # kept for __del__: at interpreter exit `from cuda.bindings import driver` no longer works
+        self._destroy = drv.cuEventDestroy
         while len(self.pairs) <= k:
             flags = drv.CUevent_flags.CU_EVENT_DEFAULT
             self.pairs.append((_check(drv.cuEventCreate(flags), "cuEventCreate"),
@@ -172,7 +178,7 @@ class EventPool:
         self.pairs = []
         for pair in pairs:
             for ev in pair:
-                _driver_api().cuEventDestroy(ev)
+                self._destroy(ev)
 
 
 class _CUDAAPI:
