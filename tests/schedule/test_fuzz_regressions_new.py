@@ -263,3 +263,40 @@ def test_decompose_padding_of_a_rolling_buffer_is_refused():
     pad = sch.get_block("conv2d_pad")
     sch.decompose_padding(pad, sch.get_loops(pad)[1])
     _run_both(sch.func, case)
+
+
+@pytest.mark.parametrize("preserve_unit_iters", [True, False])
+def test_blockize_keeps_an_axis_for_a_unit_outer_part_that_varies_with_the_loops(preserve_unit_iters):
+    """After merge and an overshooting split, conv2d's batch axis (extent 1) is bound to i0_m_0 * 3 + i0_m_1
+    under where(i0_m_0 * 3 + i0_m_1 < 1). blockize substituted that binding into the blocks, which then used
+    loops outside them: an ill-formed program (fuzzer seed 121217001642). The outer block now has an axis of
+    extent 1 bound to it, and the result matches numpy."""
+    case = op_library.OPS["conv2d"]()
+    sch = wb.Schedule(case.func)
+    merged = sch.merge(sch.get_loops(sch.get_block("conv2d_pad"))[0], sch.get_loops(sch.get_block("conv2d"))[0])
+    sch.split(merged, factors=[7, 3])
+    loops = sch.get_loops(sch.get_block("conv2d"))
+    sch.bind(loops[2], "blockIdx.x")
+    sch.blockize(loops[6], preserve_unit_iters=preserve_unit_iters)
+    assert "v_nn_o = wb.axis.spatial(1, i0_m_0 * 3 + i0_m_1)" in sch.func.script()
+    _run_both(sch.func, case)
+
+
+def test_compute_inline_into_a_consumer_reading_outside_the_producers_domain_is_refused():
+    """pad_einsum pads gelu's rows to 16 but its copy block x_pad computes rows 0..3 only; read_at then copies
+    all 16 rows into a cache. Inlining x_pad into that copy evaluated `x[v0, v1]` for v0 up to 15, out of bounds
+    of the 4-row input (fuzzer seed 121217002362). Refused, naming the rows read and the rows computed; the
+    schedule still matches numpy."""
+    case = op_library.OPS["gelu"]()
+    sch = wb.Schedule(case.func)
+    i, _ = sch.get_loops(sch.get_block("gelu"))
+    sch.split(i, factors=[16, 16])
+    sch.pad_einsum(sch.get_block("gelu"), padding=[16, 8])
+    outer = sch.get_loops(sch.get_block("gelu"))[0]
+    sch.read_at(outer, sch.get_block("gelu"), 0, "local")
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match=r"block x_pad_local reads x_pad\[0:16\] in dimension 0, but x_pad "
+                                               r"computes x_pad\[0:4\] there"):
+        sch.compute_inline(sch.get_block("x_pad"))
+    assert sch.func is before
+    _run_both(sch.func, case)

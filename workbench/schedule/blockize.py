@@ -208,7 +208,9 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
             oe = min(oe, -(-dom_extent // ie))
         dt = iv.var.dtype
         base = 0  # what the new axes leave out: a part's lowest value, e.g. 3 for loop i in wb.serial(3, 6)
-        if oe != 1:
+        # an outer part that varies with the loops needs an axis even when its extent is 1 (a binding
+        # `i0 * 3 + i1` under `where(i0 * 3 + i1 < 1)`): substituted into the blocks, it would use outer loops
+        if oe != 1 or as_int(o) is None:
             o, o_low, oe = _outer_from_zero(o, oe, i, ie, dom_extent, loop_an, lname, iv.var.name, block.name)
             base += o_low * ie
             vo = Var(fresh_name(iv.var.name + "_o", taken_vars), dt)

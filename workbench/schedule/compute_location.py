@@ -906,6 +906,10 @@ def compute_inline(sch, block) -> Outcome:
                 wb.reads(A[v_i, v_j])
                 wb.writes(C[v_i, v_j])
                 C[v_i, v_j] = A[v_i, v_j] * 2.0 + 1.0
+
+    Refused: a block that is not one store at distinct iteration variables, one that writes
+    an output of the function, and consumers that read elements outside the block's domain
+    (its expression would be evaluated there).
     """
     realize, anc = sch.block_of(block)
     blk = realize.block
@@ -930,6 +934,8 @@ def compute_inline(sch, block) -> Outcome:
         others = [w for w in writers if w != name]
         raise InlineError(f"cannot inline block {name}: block {others[0]} also writes {buf.name}", node=realize)
 
+    _check_reads_inside_domain(idx, realize, store, readers)
+
     def repl(load: BufferLoad):
         return substitute(store.value, dict(zip(store.indices, load.indices)))
 
@@ -942,6 +948,36 @@ def compute_inline(sch, block) -> Outcome:
         mapping[id(c_real)] = c_real.replace(block=refresh_regions(nb))
     func = replace_many(sch.func, mapping)
     return Outcome(func=_drop_alloc(func, buf))
+
+
+def _check_reads_inside_domain(idx, realize: BlockRealize, store: BufferStore, readers: list) -> None:
+    """Every element a consumer reads must be one the inlined block computes: its expression is substituted
+    at the consumer's indices, and outside the block's domain it can read out of bounds (a read_at copy of
+    16 rows of a buffer whose producer wrote 4, each row copied from ``x[v0, ...]`` with ``x`` 4 rows long)."""
+    from ..ir.arith import infer_block_access_regions
+
+    an = Analyzer()
+    blk, buf = realize.block, store.buffer
+    doms = {iv.var: iv.dom for iv in blk.iter_vars}
+    box = [doms[i] for i in store.indices]
+    for r in readers:
+        c_blk = idx.realize(r).block
+        c_dom = {iv.var: iv.dom for iv in c_blk.iter_vars}
+        for reg in infer_block_access_regions(c_blk)[0]:
+            if reg.buffer is not buf:
+                continue
+            for d, (rng, dom) in enumerate(zip(reg.region, box)):
+                lo = an.int_set(rng.min, c_dom).min
+                hi = an.int_set(rng.min + rng.extent - 1, c_dom).max
+                if lo is not None and hi is not None and an.can_prove(lo >= dom.min) and \
+                        an.can_prove(hi <= dom.min + dom.extent - 1):
+                    continue
+                shown = f"{an.simplify(lo)}:{an.simplify(hi + 1)}" if lo is not None and hi is not None else "?"
+                raise InlineError(
+                    f"cannot inline block {blk.name}: block {r} reads {buf.name}[{shown}] in dimension {d}, but "
+                    f"{blk.name} computes {buf.name}[{dom.min}:{an.simplify(dom.min + dom.extent)}] there, so its "
+                    "expression would be evaluated outside its domain (where it may read out of bounds)",
+                    node=realize)
 
 
 def _drop_alloc(func, buf):
