@@ -300,3 +300,23 @@ def test_compute_inline_into_a_consumer_reading_outside_the_producers_domain_is_
         sch.compute_inline(sch.get_block("x_pad"))
     assert sch.func is before
     _run_both(sch.func, case)
+
+
+def test_primitives_on_a_blockized_outer_block_keep_its_regions_inside_the_buffers():
+    """rotary's i2 loop (extent 2) split by 8 puts `where(i2_0 * 8 + i2_1 < 2)` on the block, and it reads
+    x[.., v - 4] and x[.., v + 4] under if_then_else. blockize cut the outer block's regions to the buffers;
+    transform_block_layout of that outer block inferred them again without the predicate and the guards:
+    x[0, 0:6, 0:8, -4:12] of a (1, 6, 2, 8) buffer, an ill-formed program (fuzzer seed 121218001234). Every
+    primitive that refreshes a block's regions now cuts those of a block holding blocks."""
+    case = op_library.OPS["rotary"]()
+    sch = wb.Schedule(case.func)
+    i0, i1, i2, i3 = sch.get_loops(sch.get_block("rotary"))
+    outer_i2, inner_i2 = sch.split(i2, factors=[None, 8])
+    sch.reorder(outer_i2, i3, inner_i2)
+    outer = sch.blockize(sch.get_loops(sch.get_block("rotary"))[0])
+    sch.transform_block_layout(outer, lambda: ())
+    block = sch.get(outer)
+    for region in block.reads + block.writes:
+        for rng, size in zip(region.region, region.buffer.shape):
+            assert int(rng.min) >= 0 and int(rng.min) + int(rng.extent) <= int(size), region
+    _run_both(sch.func, case)

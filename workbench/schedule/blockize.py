@@ -35,9 +35,10 @@ class BindingDivisionError(BlockizeError, NonAffineBindingError):
 def refresh_clamped(block: Block, loops: Sequence[For] = ()) -> Block:
     """``block`` with its regions inferred from its body, then clamped to the buffers' bounds
     (``loops``: the loops around the block, whose variables its regions may use)."""
-    from .legality import refresh_regions
+    from ..ir.arith import infer_block_access_regions
 
-    block = refresh_regions(block)
+    reads, writes = infer_block_access_regions(block)
+    block = block.replace(reads=reads, writes=writes)
     an = Analyzer()
     for lp in loops:
         an.bind(lp.loop_var, Range(lp.min, lp.extent))

@@ -15,11 +15,26 @@ from .tree import Index
 
 
 def refresh_regions(block: Block) -> Block:
-    """``block`` with reads/writes inferred again from its body (after a body change)."""
+    """``block`` with reads/writes inferred again from its body (after a body change).
+
+    A block holding other blocks (a blockize outer block) gets its regions cut to the buffers
+    where they provably reach past an edge (:func:`~workbench.schedule.blockize.refresh_clamped`):
+    inferred over its loops without the inner blocks' predicates and guards, they can cover
+    more than the buffer, though the accesses themselves stay inside it."""
     from ..ir.arith import infer_block_access_regions
 
+    if _holds_blocks(block.body):
+        from .blockize import refresh_clamped
+
+        return refresh_clamped(block)
     reads, writes = infer_block_access_regions(block)
     return block.replace(reads=reads, writes=writes)
+
+
+def _holds_blocks(stmt) -> bool:
+    found = []
+    post_order_visit(stmt, lambda n: found.append(n) if isinstance(n, BlockRealize) else None)
+    return bool(found)
 
 
 def is_reduction(block: Block) -> bool:
