@@ -320,3 +320,25 @@ def test_primitives_on_a_blockized_outer_block_keep_its_regions_inside_the_buffe
         for rng, size in zip(region.region, region.buffer.shape):
             assert int(rng.min) >= 0 and int(rng.min) + int(rng.extent) <= int(size), region
     _run_both(sch.func, case)
+
+
+def test_decompose_reduction_over_loops_that_recompute_an_iteration_is_refused():
+    """After transform_block_layout flattens layer_norm's output to 64 iterations split by 2, compute_at puts the
+    row sum of squares under the 32 outer ones: v_i0 = ax0_0 // 8 recomputes each row 8 times, each starting
+    from the init. decompose_reduction at that loop hoisted one init before it, and the update then added the
+    row up 8 times (60 of 64 outputs wrong: fuzzer seed 121219001650). Refused; decomposing at the inner loop
+    still applies and matches numpy."""
+    case = op_library.OPS["layer_norm"]()
+    sch = wb.Schedule(case.func)
+    sch.transform_block_layout(sch.get_block("layer_norm"), lambda v0, v1: (v0 * 16 + v1,))
+    (flat,) = sch.get_loops(sch.get_block("layer_norm"))
+    outer, _ = sch.split(flat, factors=[None, 2])
+    sch.compute_at(sch.get_block("layer_norm_varsum"), outer)
+    varsum = sch.get_block("layer_norm_varsum")
+    recomputing, k = sch.get_loops(varsum)
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match=r"do not map one-to-one onto the block's axes \(v_i0 = ax0_0 // 8"):
+        sch.decompose_reduction(varsum, recomputing)
+    assert sch.func is before
+    sch.decompose_reduction(varsum, k)
+    _run_both(sch.func, case)

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..ir.arith import Analyzer
+from ..ir.arith import Analyzer, detect_iter_map
 from ..ir.buffer import Buffer
 from ..ir.dtype import is_float, max_value, min_value
 from ..ir.expr import (Add, And, BufferLoad, FloatImm, IntImm, Max, Min, Mul, PrimExpr,
@@ -156,6 +156,7 @@ def decompose_reduction(sch, block, loop) -> Outcome:
                 f"cannot decompose block {name} at loop {fn}: loop {lp.loop_var.name} inside it feeds "
                 f"none of the block's axes, so the update would run again on each of its iterations after a single "
                 "init", node=lp)
+    _require_each_iteration_once(realize, below, fn)
     spatial = [(iv, val) for iv, val in zip(blk.iter_vars, realize.iter_values) if iv.iter_type == IterType.SPATIAL]
     feeds_spatial = in_vars(lp.loop_var for lp in block_loops if any(uses_var(val, lp.loop_var) for _, val in spatial))
     taken = loop_names(sch.func)
@@ -184,6 +185,24 @@ def decompose_reduction(sch, block, loop) -> Outcome:
     new_f = replace_in_stmt(f, {id(realize): update})
     new_func = replace_many(sch.func, {id(f): [nest, new_f]})
     return Outcome(func=new_func, outputs=("block", init_name), renames={name: update_name})
+
+
+def _require_each_iteration_once(realize: BlockRealize, below: list, fn: str) -> None:
+    """The loops from the decomposition point inward must run each iteration of the block once: one that runs
+    again (``v_i0 = ax0_0 // 8``, a row recomputed under a loop that compute_at made) starts again from its
+    init each time, and a single init before the loop cannot repeat that (the update would add up 8 times)."""
+    feeding = [lp for lp in below if any(uses_var(v, lp.loop_var) for v in realize.iter_values)]
+    if not feeding:
+        return
+    doms = {lp.loop_var: Range(lp.min, lp.extent) for lp in feeding}
+    if detect_iter_map(list(realize.iter_values), doms, check_level="bijective") is None:
+        blk = realize.block
+        binds = ", ".join(f"{iv.var.name} = {v}" for iv, v in zip(blk.iter_vars, realize.iter_values))
+        raise ScheduleError(
+            f"cannot decompose block {blk.name} at loop {fn}: the loops from {fn} inward "
+            f"({', '.join(lp.loop_var.name for lp in feeding)}) do not map one-to-one onto the block's axes "
+            f"({binds}), so some iteration of the block runs more than once there, each time starting from its "
+            "init, which one init before the loop cannot repeat", node=realize)
 
 
 def _require_init_at_first_iteration(name: str, fn: str, reduce_vals, below: list, node) -> None:
