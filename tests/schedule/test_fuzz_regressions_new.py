@@ -342,3 +342,18 @@ def test_decompose_reduction_over_loops_that_recompute_an_iteration_is_refused()
     assert sch.func is before
     sch.decompose_reduction(varsum, k)
     _run_both(sch.func, case)
+
+
+def test_blockize_over_a_read_indexed_by_a_float_index_buffer_does_not_overflow_int32():
+    """cache_index stores conv2d_pad's row index in a buffer that unsafe_set_dtype made float64; the read
+    x[.., cast(index_var_0[v], "int32"), ..] then spans the whole int32 range, and the region's extent, 2**32,
+    did not fit in int32: blockize crashed with a DTypeError (fuzzer seed 121220004352). A dimension that wide
+    now covers the whole buffer dimension, as a data-dependent index does, and the result matches numpy."""
+    case = op_library.OPS["conv2d"]()
+    sch = wb.Schedule(case.func)
+    sch.cache_index(sch.get_block("conv2d_pad"), storage_scope="global", cse_thresh=1)
+    sch.unsafe_set_dtype(sch.get_block("index_0"), buffer_index=0, dtype="float64")
+    outer = sch.blockize(sch.get_loops(sch.get_block("conv2d_pad"))[0])
+    x_region = next(r for r in sch.get(outer).reads if r.buffer.name == "x")
+    assert [(int(r.min), int(r.extent)) for r in x_region.region][2] == (0, 7)
+    _run_both(sch.func, case)

@@ -10,8 +10,8 @@ no CUDA driver. The architecture is the target's ``-arch``, else the device's, e
 With PyTorch in the same process, import torch before the first CUDA build: on an
 H100 machine (torch 2.11, NVRTC 13, driver 580) a torch imported *after* an NVRTC
 compile failed to import (``RuntimeError: expected ident but found ')'`` from its
-operator-schema parser), while one imported first worked alongside workbench's kernels,
-its tensors passed in place. The cause is not established yet.
+operator-schema parser), while one imported first worked alongside workbench's kernels
+in the same process. The cause is not established yet.
 
 >>> import workbench as wb
 >>> from workbench import te

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from ..buffer import Buffer
+from ..dtype import is_integer, max_value
 from ..expr import (EQ, GE, GT, LE, LT, Add, And, BufferLoad, Call, IntImm, Let, Max, Min, Mul, Not, PrimExpr, Ramp,
-                    Range, Sub, Var, convert)
+                    Range, Sub, Var, as_int, convert)
 from ..functor import Visitor, substitute, uses_var
 from ..stmt import (Block, BlockRealize, BufferRegion, BufferStore, For, IfThenElse, LetStmt)
 from .analyzer import Analyzer
@@ -35,6 +36,8 @@ def _index_bounds(an: Analyzer, idx: PrimExpr, dom: dict) -> tuple:
 
 
 def _to_range(an: Analyzer, lo, hi, buffer: Buffer | None, k: int) -> Range:
+    if _wider_than_dtype(lo, hi):   # e.g. a float index cast to int32: bounds are the dtype's whole range
+        lo = hi = None
     if lo is None or hi is None:
         if buffer is None:
             raise ValueError(f"cannot bound index {k} of the access: it depends on data or on unbounded variables; "
@@ -44,6 +47,15 @@ def _to_range(an: Analyzer, lo, hi, buffer: Buffer | None, k: int) -> Range:
     if lo is hi:
         return Range(lo, IntImm(1, lo.dtype))
     return Range(lo, an.simplify(Add(Sub(hi, lo), IntImm(1, lo.dtype))))
+
+
+def _wider_than_dtype(lo, hi) -> bool:
+    """Whether constant bounds ``[lo, hi]`` hold more values than their integer dtype can count (the extent
+    ``hi - lo + 1`` would not be representable)."""
+    a, b = as_int(lo) if lo is not None else None, as_int(hi) if hi is not None else None
+    if a is None or b is None or not is_integer(lo.dtype):
+        return False
+    return b - a + 1 > max_value(lo.dtype)
 
 
 def region_of_access(indices: Sequence, dom_map: Mapping[Var, Range], analyzer: Analyzer | None = None,

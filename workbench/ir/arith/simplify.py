@@ -178,7 +178,9 @@ def build(s: _Sum) -> PrimExpr:
     if res is None:
         return IntImm(s.const, dt)
     if not const_used and s.const:
-        res = Add(res, IntImm(s.const, dt)) if s.const > 0 else Sub(res, IntImm(-s.const, dt))
+        # `x - c` reads best, but -c may not fit where c is the dtype's minimum (x + -2147483648)
+        fits = s.const > 0 or is_integer(dt) and -s.const <= max_value(dt)
+        res = Sub(res, IntImm(-s.const, dt)) if s.const < 0 and fits else Add(res, IntImm(s.const, dt))
     return res
 
 
