@@ -37,7 +37,7 @@ from .legality import refresh_regions
 from .lookup import accessed
 from .loops import loop_names
 from .primitive import primitive
-from .reduction import conjuncts
+from .reduction import axis_off_start, conjuncts
 from .state import Outcome
 from .trace import BlockRV, LoopRV
 from .tree import fresh_name, replace_many, stmt_children
@@ -556,17 +556,15 @@ def _init_skipped(r: BlockRealize, loops) -> str:
     """Why the reduction block ``r`` does not run its init at the first iteration of ``loops`` (the copy's loop
     and those inside it), or "": the init runs where every reduction axis is at its domain's start, which a loop
     that loop_partition started above it never reaches, nor a predicate that is false there."""
+    reduce_vals = [(iv, val) for iv, val in zip(r.block.iter_vars, r.iter_values) if iv.iter_type == IterType.REDUCE]
+    missed = axis_off_start(reduce_vals, loops)
+    if missed is not None:
+        iv, first = missed
+        return (f"the first iteration there puts its reduction axis {iv.var.name} at {first}, not "
+                f"at the start {iv.dom.min} of its domain, where its init runs")
     start = {lp.loop_var: lp.min for lp in loops}
     an = Analyzer()
-    reduce_loops = set()
-    for iv, val in zip(r.block.iter_vars, r.iter_values):
-        if iv.iter_type != IterType.REDUCE:
-            continue
-        first = substitute(val, start)
-        if not an.can_prove_equal(first, iv.dom.min):
-            return (f"the first iteration there puts its reduction axis {iv.var.name} at {an.simplify(first)}, not "
-                    f"at the start {iv.dom.min} of its domain, where its init runs")
-        reduce_loops |= {id(lp.loop_var) for lp in loops if uses_var(val, lp.loop_var)}
+    reduce_loops = {id(lp.loop_var) for lp in loops for _, val in reduce_vals if uses_var(val, lp.loop_var)}
     for term in conjuncts(r.predicate):
         if uses_var(term, lambda v: id(v) in reduce_loops) and not an.can_prove(substitute(term, start)):
             return (f"its predicate term `{term}` cannot be shown to hold at the first iteration there, where its "

@@ -11,7 +11,7 @@ from ..ir.arith import Analyzer
 from ..ir.arith.bound import const_bounds
 from ..ir.arith.linear import AtomTable, const_of, lin_bounds, lin_sub, linear, linear_atoms
 from .errors import NonAffineBindingError
-from .tree import Index
+from .tree import Index, child_blocks
 
 
 def refresh_regions(block: Block) -> Block:
@@ -23,18 +23,12 @@ def refresh_regions(block: Block) -> Block:
     more than the buffer, though the accesses themselves stay inside it."""
     from ..ir.arith import infer_block_access_regions
 
-    if _holds_blocks(block.body):
+    if child_blocks(block.body):
         from .blockize import refresh_clamped
 
         return refresh_clamped(block)
     reads, writes = infer_block_access_regions(block)
     return block.replace(reads=reads, writes=writes)
-
-
-def _holds_blocks(stmt) -> bool:
-    found = []
-    post_order_visit(stmt, lambda n: found.append(n) if isinstance(n, BlockRealize) else None)
-    return bool(found)
 
 
 def is_reduction(block: Block) -> bool:

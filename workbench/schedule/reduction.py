@@ -210,15 +210,26 @@ def _require_init_at_first_iteration(name: str, fn: str, reduce_vals, below: lis
     before the first iteration of the loops ``below``. Those agree only when the first iteration puts every
     reduction axis at its minimum (a loop that loop_partition started above 0 does not: its block never
     runs the init, and a decomposed one would reset the partial result)."""
-    start = {lp.loop_var: lp.min for lp in below}
+    missed = axis_off_start(reduce_vals, below)
+    if missed is not None:
+        iv, first = missed
+        raise ScheduleError(
+            f"cannot decompose block {name} at loop {fn}: its first iteration puts the reduction axis "
+            f"{iv.var.name} at {first}, not at the start {iv.dom.min} of its domain, so the block "
+            f"never runs its init there and a separate init would reset the partial result", node=node)
+
+
+def axis_off_start(reduce_vals, loops) -> tuple | None:
+    """``(axis, value)`` of the first reduction axis that the first iteration of ``loops`` (each at its min)
+    does not put at its domain's start, where the block's init runs; None when every one is there.
+    ``reduce_vals``: ``(IterVar, binding)`` pairs."""
+    start = {lp.loop_var: lp.min for lp in loops}
     an = Analyzer()
     for iv, val in reduce_vals:
         first = substitute(val, start)
         if not an.can_prove_equal(first, iv.dom.min):
-            raise ScheduleError(
-                f"cannot decompose block {name} at loop {fn}: its first iteration puts the reduction axis "
-                f"{iv.var.name} at {an.simplify(first)}, not at the start {iv.dom.min} of its domain, so the block "
-                f"never runs its init there and a separate init would reset the partial result", node=node)
+            return iv, an.simplify(first)
+    return None
 
 
 def init_predicate(pred: PrimExpr, dropped_loops, feeds_spatial: Callable[[Var], bool], what: str,

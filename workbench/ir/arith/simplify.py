@@ -179,8 +179,7 @@ def build(s: _Sum) -> PrimExpr:
         return IntImm(s.const, dt)
     if not const_used and s.const:
         # `x - c` reads best, but -c may not fit where c is the dtype's minimum (x + -2147483648)
-        fits = s.const > 0 or is_integer(dt) and -s.const <= max_value(dt)
-        res = Sub(res, IntImm(-s.const, dt)) if s.const < 0 and fits else Add(res, IntImm(s.const, dt))
+        res = Sub(res, IntImm(-s.const, dt)) if 0 < -s.const <= max_value(dt) else Add(res, IntImm(s.const, dt))
     return res
 
 
