@@ -357,3 +357,20 @@ def test_blockize_over_a_read_indexed_by_a_float_index_buffer_does_not_overflow_
     x_region = next(r for r in sch.get(outer).reads if r.buffer.name == "x")
     assert [(int(r.min), int(r.extent)) for r in x_region.region][2] == (0, 7)
     _run_both(sch.func, case)
+
+
+def test_blockize_of_a_padding_column_drops_the_read_its_guard_never_runs():
+    """loop_partition splits conv2d_pad's column loop at 3 and 8; the last piece computes column 8 only, a padding
+    column. Blockized there, the column axis became the constant 8: the block kept `x[.., 8 - 1]` under the
+    guard `8 < 8`, and its regions read column 7 of a 7-column input, an ill-formed program (fuzzer seed
+    121222001708). The guard is folded away with the read, the regions no longer claim it, and the result
+    matches numpy."""
+    case = op_library.OPS["conv2d"]()
+    sch = wb.Schedule(case.func)
+    *_, col = sch.get_loops(sch.get_block("conv2d_pad"))
+    *_, last = sch.loop_partition(col, factors=[3, 5])
+    outer = sch.blockize(last, preserve_unit_iters=True)
+    for block in (sch.get(outer), sch.get(sch.get_block("conv2d_pad_i32"))):
+        assert "x" not in [r.buffer.name for r in block.reads], block.reads
+    assert "x[" not in sch.func.script().split('wb.block("conv2d_pad_i32")')[1].split("for nn")[0]
+    _run_both(sch.func, case)

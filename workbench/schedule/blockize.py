@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..ir.arith import Analyzer, detect_iter_map, subspace_divide
+from ..ir.arith import Analyzer, detect_iter_map, infer_block_access_regions, subspace_divide
 from ..ir.arith.linear import AtomTable, lin_bounds, lin_sub, linear_atoms, to_expr
 from ..ir.expr import GE, GT, LE, LT, IntImm, PrimExpr, Range, Var, as_int, logical_and
 from ..ir.functor import collect_vars, substitute, uses_var
@@ -35,7 +35,6 @@ class BindingDivisionError(BlockizeError, NonAffineBindingError):
 def refresh_clamped(block: Block, loops: Sequence[For] = ()) -> Block:
     """``block`` with its regions inferred from its body, then clamped to the buffers' bounds
     (``loops``: the loops around the block, whose variables its regions may use)."""
-    from ..ir.arith import infer_block_access_regions
 
     reads, writes = infer_block_access_regions(block)
     block = block.replace(reads=reads, writes=writes)
@@ -235,9 +234,11 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
         vmap[iv.var] = an.simplify(whole + IntImm(base, dt) if base else whole)
     for iv in outer_ivs + inner_ivs:
         an.bind(iv.var, iv.dom)
+    inner_body, folded = simplify_indices(substitute(block.body, vmap), an)
     new_inner = Block(block.name, tuple(inner_ivs), substitute(block.reads, vmap), substitute(block.writes, vmap),
-                      simplify_indices(substitute(block.body, vmap), an), None, block.alloc_buffers,
-                      substitute(block.match_buffers, vmap), block.annotations)
+                      inner_body, None, block.alloc_buffers, substitute(block.match_buffers, vmap), block.annotations)
+    if folded:   # an access in a branch that never runs leaves the regions too
+        new_inner = new_inner.replace(**dict(zip(("reads", "writes"), infer_block_access_regions(new_inner))))
     inner_pred = _through_outer_axes(inner_terms, outer_loops, outer_ivs, outer_vals, lname, realize)
     new_inner_realize = BlockRealize(tuple(inner_vals), inner_pred, new_inner)
     outer_init = None
@@ -247,7 +248,7 @@ def _blockize_loop(sch, loop: LoopRV, preserve_unit_iters: bool) -> Outcome:
                    if any(uses_var(v, f.loop_var) for iv, v in zip(block.iter_vars, realize.iter_values)
                           if iv.iter_type == IterType.SPATIAL)]
         spatial += [iv.var for iv in outer_ivs if iv.iter_type == IterType.SPATIAL]
-        outer_init = _outer_init(block, simplify_indices(substitute(block.init, vmap), an),
+        outer_init = _outer_init(block, simplify_indices(substitute(block.init, vmap), an)[0],
                                  list(zip(inner_ivs, inner_vals)), inner_loops, inner_pred, spatial, idx, realize)
     body = replace_in_stmt(f_loop, {id(realize): new_inner_realize})
     outer_name = fresh_name(block.name + "_o", idx.blocks)
@@ -375,9 +376,27 @@ def _through_outer_axes(terms: list, outer_loops: list[For], outer_ivs: list[Ite
     return logical_and(*(substitute(c, through) for c in terms))
 
 
-def simplify_indices(stmt, an: Analyzer):
-    """``stmt`` with every buffer index simplified (``(vj_o * 8 + vj_i) // 8`` -> ``vj_o``)."""
+def simplify_indices(stmt, an: Analyzer) -> tuple:
+    """``(stmt', folded)``: ``stmt`` with every buffer index simplified (``(vj_o * 8 + vj_i) // 8`` -> ``vj_o``), and guards
+    that the substitution made constant folded away.
+
+    A padding block read ``x[v - 1]`` under ``if_then_else(v >= 1 and v < 8, ...)``; blockized where
+    ``v`` is the constant 8, the guard is ``8 < 8`` and the read ``x[7]`` is past the end of ``x``.
+    It never ran, so it goes (``folded`` says a branch went: the block's regions must no longer claim it)::
+
+        if_then_else(vy >= 1 and 8 < 8, x[vy - 1, 7], 0.0)   ->   0.0
+    """
     from ..ir.functor import Mutator
+
+    folded = []
+
+    def constant(cond) -> bool | None:
+        c = an.simplify(cond)
+        return bool(c.value) if isinstance(c, IntImm) else None
+
+    def fold(branch):
+        folded.append(branch)
+        return branch
 
     class _S(Mutator):
         def visit_BufferLoad(self, e):
@@ -388,7 +407,26 @@ def simplify_indices(stmt, an: Analyzer):
             s = self.generic_visit(s)
             return s.replace(indices=tuple(an.simplify(i) for i in s.indices))
 
-    return _S().visit(stmt)
+        def visit_Call(self, e):
+            c = constant(e.args[0]) if e.op == "if_then_else" and len(e.args) == 3 else None
+            if c is None:
+                return self.generic_visit(e)
+            return self.visit(fold(e.args[1] if c else e.args[2]))
+
+        def visit_Select(self, e):
+            c = constant(e.condition)
+            if c is None:
+                return self.generic_visit(e)
+            return self.visit(fold(e.true_value if c else e.false_value))
+
+        def visit_IfThenElse(self, s):
+            c = constant(s.condition)
+            if c is True or c is False and s.else_case is not None:
+                return self.visit(fold(s.then_case if c else s.else_case))
+            return self.generic_visit(s)
+
+    out = _S().visit(stmt)
+    return out, bool(folded)
 
 
 def _uses_inner(e, inner_vars) -> bool:
