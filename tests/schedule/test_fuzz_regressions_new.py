@@ -374,3 +374,19 @@ def test_blockize_of_a_padding_column_drops_the_read_its_guard_never_runs():
         assert "x" not in [r.buffer.name for r in block.reads], block.reads
     assert "x[" not in sch.func.script().split('wb.block("conv2d_pad_i32")')[1].split("for nn")[0]
     _run_both(sch.func, case)
+
+
+def test_compute_at_of_a_data_indexed_cache_keeps_the_consumers_guard():
+    """take reads table[ids[v], :]. With its row loop split 3 x 5 (15 > 5 rows), a cache_read of table computed at
+    the inner row loop is bound to v0 = min(max(ids[i0_0 * 5 + i0_1], 0), 19), and loaded ids[5..14] in the
+    iterations the consumer's where(i0_0 * 5 + i0_1 < 5) skips: an out-of-bounds read (fuzzer seed
+    121223001476). The moved block now takes that guard, and the result matches numpy."""
+    case = op_library.OPS["take"]()
+    sch = wb.Schedule(case.func)
+    rows, _ = sch.get_loops(sch.get_block("take"))
+    _, inner = sch.split(rows, factors=[3, 5])
+    cache = sch.cache_read(sch.get_block("take"), 0, "global")
+    sch.compute_at(cache, inner)
+    moved = sch.func.script().split('wb.block("table_global")')[1].split("wb.reads")[0]
+    assert "wb.where(i0_0 * 5 + i0_1 < 5)" in moved, moved
+    _run_both(sch.func, case)

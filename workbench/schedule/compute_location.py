@@ -296,6 +296,82 @@ def _rows_of_split(iv, by: dict, buf_dims) -> dict:
     return {}
 
 
+def _guard_loaded_bindings(nest, idx, cons: list[str], f: For, l_anc: tuple, name: str, ln: str):
+    """``nest`` with the consumers' guards on its block where its bindings load a buffer out of bounds without them.
+
+    A region indexed by data (``take`` reads ``table[ids[v], ...]``) makes the moved block's bindings load
+    too: ``v0 = min(max(ids[i_0 * 5 + i_1], 0), 19)``. Under a split that does not divide, the consumer's
+    ``where(i_0 * 5 + i_1 < 5)`` keeps it from loading ``ids[5]``; the moved block takes the terms of its
+    consumers' predicates that only use loops around it (they hold wherever a consumer reads), and is
+    refused where those do not keep the loads in bounds either::
+
+        for i_0, i_1 in wb.grid(3, 5):            for i_0, i_1 in wb.grid(3, 5):
+            ...                                       with wb.block("table_global"):
+                                            ->            v0 = wb.axis.spatial(20, min(max(ids[i_0 * 5 + i_1], 0), 19))
+                                                          wb.where(i_0 * 5 + i_1 < 5)
+    """
+    from ..ir.functor import Visitor
+    from ..ir.structural import structural_equal
+
+    fors = []
+    realize = nest
+    while isinstance(realize, For):
+        fors.append(realize)
+        realize = realize.body
+    loads: list = []
+
+    class _Loads(Visitor):
+        def visit_BufferLoad(self, e):
+            loads.append(e)
+            self.generic_visit(e)
+
+    _Loads().visit(realize.iter_values)
+    if not loads:
+        return nest
+    outer = _outer_loops(l_anc, f)
+    an = Analyzer()
+    for lp in outer + fors:
+        an.bind(lp.loop_var, Range(lp.min, lp.extent))
+
+    def out_of_bounds(facts: list) -> list:
+        bad = []
+        for ld in loads:
+            for i, d in zip(ld.indices, ld.buffer.shape):
+                ok = an.can_prove(GE(i, IntImm(0, i.dtype))) and an.can_prove(LT(i, d))
+                for fact in facts:
+                    if ok:
+                        break
+                    with an.constraint(fact):
+                        ok = an.can_prove(GE(i, IntImm(0, i.dtype))) and an.can_prove(LT(i, d))
+                if not ok:
+                    bad.append(ld)
+                    break
+        return bad
+
+    if not out_of_bounds([]):
+        return nest
+    around = {id(lp.loop_var) for lp in outer}
+    guards = None
+    for c in cons:
+        terms = [t for t in _conjuncts(idx.blocks[c][0].predicate)
+                 if all(id(v) in around for v in collect_vars(t))]
+        guards = terms if guards is None else [t for t in guards if any(structural_equal(t, u) for u in terms)]
+    guard = logical_and(*guards) if guards else None
+    bad = out_of_bounds([guard]) if guard is not None else out_of_bounds([])
+    n = len(loads)
+    _Loads().visit(realize.predicate)   # a predicate's terms are all evaluated: a guard cannot protect them
+    if bad or len(loads) > n:
+        ld = bad[0] if bad else loads[n]
+        raise ComputeLocationError(
+            f"cannot compute block {name} at loop {ln}: the region its consumers read is indexed by data, and its "
+            f"bindings would load {ld} outside the buffer {ld.buffer.name} in iterations where no consumer "
+            f"runs", node=f)
+    realize = realize.replace(predicate=logical_and(guard, realize.predicate))
+    for lp in reversed(fors):
+        realize = lp.replace(body=realize)
+    return realize
+
+
 def _outer_loops(anc: tuple, f: For) -> list[For]:
     """Loop ``f`` and the loops around it."""
     return [a for a in anc if isinstance(a, For)] + [f]
@@ -438,6 +514,7 @@ def compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> Outcome:
     iv_dims = _needed_iter_dims(idx, realize, cons, f, l_anc)
     _check_bounded_where_shared(idx, realize, cons, iv_dims, ln, f)
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
+    nest = _guard_loaded_bindings(nest, idx, cons, f, l_anc, name, ln)
     new_loop = _insert(f, nest, idx, cons, before=True)
     new_func = replace_many(sch.func, {id(realize): None, id(f): new_loop})
     _check_parallel_loops_stay_independent(new_func, name, f"cannot compute block {name} at loop {ln}")
