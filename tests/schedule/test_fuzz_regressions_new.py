@@ -390,3 +390,32 @@ def test_compute_at_of_a_data_indexed_cache_keeps_the_consumers_guard():
     moved = sch.func.script().split('wb.block("table_global")')[1].split("wb.reads")[0]
     assert "wb.where(i0_0 * 5 + i0_1 < 5)" in moved, moved
     _run_both(sch.func, case)
+
+
+def _gather(factors):
+    table = te.placeholder((20,), "float32", name="table")
+    ids = te.placeholder((5,), "int32", name="ids")
+    out = te.compute((5,), lambda i: table[ids[i]] * 2.0, name="out")
+    sch = wb.Schedule(wb.create_prim_func([table, ids, out]))
+    (i,) = sch.get_loops(sch.get_block("out"))
+    _, inner = sch.split(i, factors=factors)
+    return sch, sch.cache_read(sch.get_block("out"), 0, "global"), inner
+
+
+def test_compute_at_of_an_unclamped_data_indexed_cache_under_a_non_dividing_split_is_refused():
+    """out[i] = table[ids[i]] with no clamp: the moved copy's predicate checks ids[i_0 * 2 + i_1] against the
+    table's rows, and every term of a predicate is evaluated, so the consumer's guard cannot stop it reading
+    ids[5]: refused. With a dividing split it applies, and matches numpy."""
+    sch, cache, inner = _gather([3, 2])
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match=r"would load ids\[i_0 \* 2 \+ i_1\] outside the buffer ids"):
+        sch.compute_at(cache, inner)
+    assert sch.func is before
+    sch, cache, inner = _gather([None, 5])
+    sch.compute_at(cache, inner)
+    table = np.random.default_rng(0).standard_normal(20).astype("float32")
+    ids = np.array([3, 19, 0, 7, 7], "int32")
+    for run in (lambda *a: evaluate(sch.func, *a), wb.build(sch.func, target="llvm")):
+        out = np.zeros(5, "float32")
+        run(table, ids, out)
+        np.testing.assert_allclose(out, table[ids] * 2.0, rtol=1e-6)

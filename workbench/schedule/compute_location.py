@@ -362,10 +362,12 @@ def _guard_loaded_bindings(nest, idx, cons: list[str], f: For, l_anc: tuple, nam
     _Loads().visit(realize.predicate)   # a predicate's terms are all evaluated: a guard cannot protect them
     if bad or len(loads) > n:
         ld = bad[0] if bad else loads[n]
+        where = "" if bad else (f" in its predicate `{realize.predicate}`, whose terms are all evaluated, so the "
+                                f"consumers' guard `{guard}` cannot keep it from running")
         raise ComputeLocationError(
-            f"cannot compute block {name} at loop {ln}: the region its consumers read is indexed by data, and its "
-            f"bindings would load {ld} outside the buffer {ld.buffer.name} in iterations where no consumer "
-            f"runs", node=f)
+            f"cannot compute block {name} at loop {ln}: the region its consumers read is indexed by data, and the "
+            f"moved block would load {ld} outside the buffer {ld.buffer.name} in iterations where no consumer "
+            f"runs{where}", node=f)
     realize = realize.replace(predicate=logical_and(guard, realize.predicate))
     for lp in reversed(fors):
         realize = lp.replace(body=realize)
