@@ -419,3 +419,33 @@ def test_compute_at_of_an_unclamped_data_indexed_cache_under_a_non_dividing_spli
         out = np.zeros(5, "float32")
         run(table, ids, out)
         np.testing.assert_allclose(out, table[ids] * 2.0, rtol=1e-6)
+
+
+def test_transform_layout_padding_fill_goes_where_the_buffer_is_allocated():
+    """After blockize of concatenate's whole nest, cache_index allocates its index buffer inside the new block
+    concatenate_o. transform_layout of that buffer to a padded (2, 5) shape put the block filling the padding at
+    the start of the root, outside the buffer's scope: an ill-formed program (fuzzer seed 121224008778). The fill
+    now goes at the start of the allocating block, and the result matches numpy."""
+    case = op_library.OPS["concatenate"]()
+    sch = wb.Schedule(case.func)
+    sch.blockize(sch.get_loops(sch.get_block("concatenate"))[0])
+    sch.cache_index(sch.get_block("concatenate"), storage_scope="shared")
+    sch.transform_layout(sch.get_block("index_0"), ("write", 0), lambda i0: (i0 // 5, i0 % 5), pad_value=0)
+    inside = [sch.get(b).name for b in sch.get_child_blocks(sch.get_block("concatenate_o"))]
+    assert inside[0] == "index_var_0_pad", inside
+    wb.verify_well_formed(sch.func)
+    _run_both(sch.func, case)
+
+
+def test_pad_einsum_of_an_init_block_that_blockize_moved_into_an_init_is_refused():
+    """blockize of batch_matmul's outer loop makes the init its own block C_init inside the init of C_o, where
+    pad_einsum found no place for its copy blocks and crashed with a bare StopIteration (fuzzer seed
+    121224009876). Refused with a ScheduleError naming the block; the program is unchanged."""
+    case = op_library.OPS["batch_matmul"]()
+    sch = wb.Schedule(case.func)
+    sch.blockize(sch.get_loops(sch.get_block("C"))[0])
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match="cannot pad_einsum block C_init: it is inside the init of block C_o"):
+        sch.pad_einsum(sch.get_block("C_init"), [4, 1, 16])
+    assert sch.func is before
+    _run_both(sch.func, case)

@@ -14,7 +14,7 @@ from ..ir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, 
 from ..ir.arith.bound import const_bounds
 from .errors import NonAffineBindingError, NotAChainError, ScheduleArgumentError
 from .blockize import refresh_clamped
-from .legality import buffer_users, refresh_regions
+from .legality import allocating_block, buffer_users, refresh_regions
 from .state import Outcome
 from .trace import IndexMapText
 from .tree import Index, fresh_name, replace_many
@@ -323,9 +323,10 @@ def _has_padding(buf: Buffer, new_shape) -> bool:
 
 
 def _fill(func, buf: Buffer, value):
-    """A block at the start of the root scope writing ``value`` into the whole buffer (its padding survives)."""
+    """A block at the start of the scope of ``buf`` (the block allocating it, or the root for a parameter)
+    writing ``value`` into the whole buffer (its padding survives)."""
     idx = Index(func)
-    root = idx.realize("root")
+    owner = idx.realize(allocating_block(idx, buf) or "root")
     taken = {v.name for v in idx.loops}
     ivs, loops = [], []
     for d, ext in enumerate(buf.shape):
@@ -340,10 +341,10 @@ def _fill(func, buf: Buffer, value):
     nest = BlockRealize(tuple(lv for lv, _ in loops), IntImm(1, "bool"), blk)
     for lv, ext in reversed(loops):
         nest = For(lv, IntImm(0, ext.dtype), ext, ForKind.SERIAL, nest)
-    body = root.block.body
+    body = owner.block.body
     items = list(body.seq) if isinstance(body, SeqStmt) else [body]
-    new_root = root.replace(block=root.block.replace(body=seq(nest, *items)))
-    return replace_many(func, {id(root): new_root})
+    new_owner = owner.replace(block=owner.block.replace(body=seq(nest, *items)))
+    return replace_many(func, {id(owner): new_owner})
 
 
 # transform_block_layout --------------------------------------------------------------------

@@ -478,7 +478,11 @@ def pad_einsum(sch, block, padding: Sequence[int]) -> Outcome:
     top = _top_stmt(anc, scope, realize)
     new_top = _rewrite_nest(top, realize, realize.replace(block=new_blk), extended)
     items = list(scope.block.body.seq) if isinstance(scope.block.body, SeqStmt) else [scope.block.body]
-    pos = next(k for k, s in enumerate(items) if s is top)
+    pos = next((k for k, s in enumerate(items) if s is top), None)
+    if pos is None:   # blockize moved a reduction's init block into the init of the block it made
+        raise ScheduleArgumentError(
+            f"cannot pad_einsum block {blk.name}: it is inside the init of block {scope.block.name}, where no "
+            f"copy blocks can go around it; pad the reduction block instead, before blockize", node=realize)
     items[pos:pos + 1] = before + [new_top] + after
     allocs = scope.block.alloc_buffers + tuple(new_inputs.values()) + ((out_pad,) if out_pad is not None else ())
     new_scope = scope.replace(block=scope.block.replace(body=seq(*items), alloc_buffers=allocs))
