@@ -449,3 +449,23 @@ def test_pad_einsum_of_an_init_block_that_blockize_moved_into_an_init_is_refused
         sch.pad_einsum(sch.get_block("C_init"), [4, 1, 16])
     assert sch.func is before
     _run_both(sch.func, case)
+
+
+def test_compute_inline_into_a_tensorized_reader_is_refused():
+    """pad_einsum pads batch_matmul's j to 8 and fma_f32x8_avx2 tensorizes the update, which then reads B_pad
+    through a match_buffer view. compute_inline of B_pad replaced no load there, dropped the block that wrote
+    B_pad, and every output came out NaN (fuzzer seed 121225001623). Refused; the program still matches numpy."""
+    case = op_library.OPS["batch_matmul"]()
+    sch = wb.Schedule(case.func)
+    c = sch.get_block("C")
+    sch.pad_einsum(c, padding=[1, 1, 8, 1])
+    _, _, j, k = sch.get_loops(c)
+    j0, j1 = sch.split(j, factors=[None, 8])
+    sch.reorder(j0, k, j1)
+    sch.decompose_reduction(c, j0)
+    sch.tensorize(j1, tensor_intrin="fma_f32x8_avx2")
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match="reads B_pad through a match_buffer view"):
+        sch.compute_inline(sch.get_block("B_pad"))
+    assert sch.func is before
+    _run_both(sch.func, case)

@@ -1014,6 +1014,7 @@ def compute_inline(sch, block) -> Outcome:
         raise InlineError(f"cannot inline block {name}: block {others[0]} also writes {buf.name}", node=realize)
 
     _check_reads_inside_domain(idx, realize, store, readers)
+    _check_no_matched_reads(idx, buf, readers, name)
 
     def repl(load: BufferLoad):
         return substitute(store.value, dict(zip(store.indices, load.indices)))
@@ -1027,6 +1028,32 @@ def compute_inline(sch, block) -> Outcome:
         mapping[id(c_real)] = c_real.replace(block=refresh_regions(nb))
     func = replace_many(sch.func, mapping)
     return Outcome(func=_drop_alloc(func, buf))
+
+
+def _check_no_matched_reads(idx, buf, readers: list, name: str) -> None:
+    """Refuse readers that see ``buf`` through a ``match_buffer`` (a tensorized block's operand view).
+
+    Inlining replaces loads of ``buf``; a view reads it without a load of ``buf`` to replace, so the
+    reader would read a buffer nothing writes any more (NaN after ``tensorize`` then ``compute_inline``
+    of its padded operand)."""
+    from ..ir.functor import Visitor
+
+    class _Matches(Visitor):
+        found = None
+
+        def visit_Block(self, b: Block):
+            for m in b.match_buffers:
+                if m.source.buffer is buf and self.found is None:
+                    self.found = b.name
+            self.generic_visit(b)
+
+    for r in readers:
+        v = _Matches()
+        v.visit(idx.block(r))
+        if v.found is not None:
+            raise InlineError(f"cannot inline block {name}: block {v.found} reads {buf.name} through a "
+                              f"match_buffer view (as a tensorized block does), which inlining cannot rewrite",
+                              node=idx.realize(r))
 
 
 def _check_reads_inside_domain(idx, realize: BlockRealize, store: BufferStore, readers: list) -> None:
