@@ -469,3 +469,19 @@ def test_compute_inline_into_a_tensorized_reader_is_refused():
         sch.compute_inline(sch.get_block("B_pad"))
     assert sch.func is before
     _run_both(sch.func, case)
+
+
+def test_cache_inplace_of_a_buffer_only_the_block_writes_is_refused():
+    """After blockize of rms_norm's two blocks, the outer block reads and writes the allocated rms_norm_sqsum,
+    which nothing else writes. cache_inplace copied it in before anything had written it (the interpreter's NaN
+    fill), and after unsafe_set_dtype to int32 the copy cast NaN to an integer (fuzzer seed 121226000997).
+    Refused, naming the buffer; cache_write is the primitive for a buffer the block produces."""
+    case = op_library.OPS["rms_norm"]()
+    sch = wb.Schedule(case.func)
+    outer = sch.blockize([sch.get_block("rms_norm_sqsum"), sch.get_block("rms_norm")])
+    assert sch.get(outer).reads[1].buffer.name == "rms_norm_sqsum"
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match="nothing but that block writes rms_norm_sqsum"):
+        sch.cache_inplace(outer, read_buffer_index=1, scope="shared")
+    assert sch.func is before
+    _run_both(sch.func, case)

@@ -464,6 +464,12 @@ def cache_inplace(sch, block, read_buffer_index: int, scope: str) -> Outcome:
     sc = idx.scope_of(anc)
     top = _top_stmt(anc, sc, realize)
     writers, readers = buffer_users(idx, buf)
+    earlier = [w for w in writers if w != blk.name and not any(a is blk or a is realize for a in idx.blocks[w][1])]
+    if not earlier and buf not in set(sch.func.buffer_map.values()):
+        raise DependenceError(
+            f"cannot cache_inplace {buf.name} for block {blk.name}: nothing but that block writes {buf.name} (it is "
+            f"allocated in the function), so the copy-in would read memory nothing has written; cache_write caches "
+            f"a buffer the block produces", node=realize)
     for other in writers + readers:
         if other != blk.name and _in_nest(idx, sc, top, other):
             raise DependenceError(
