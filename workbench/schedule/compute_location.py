@@ -310,22 +310,20 @@ def _guard_loaded_bindings(nest, idx, cons: list[str], f: For, l_anc: tuple, nam
                                             ->            v0 = wb.axis.spatial(20, min(max(ids[i_0 * 5 + i_1], 0), 19))
                                                           wb.where(i_0 * 5 + i_1 < 5)
     """
-    from ..ir.functor import Visitor
+    from ..ir.functor import post_order_visit
     from ..ir.structural import structural_equal
+
+    def loads_in(node) -> list:
+        found: list = []
+        post_order_visit(node, lambda n: found.append(n) if isinstance(n, BufferLoad) else None)
+        return found
 
     fors = []
     realize = nest
     while isinstance(realize, For):
         fors.append(realize)
         realize = realize.body
-    loads: list = []
-
-    class _Loads(Visitor):
-        def visit_BufferLoad(self, e):
-            loads.append(e)
-            self.generic_visit(e)
-
-    _Loads().visit(realize.iter_values)
+    loads = loads_in(realize.iter_values)
     if not loads:
         return nest
     outer = _outer_loops(l_anc, f)
@@ -333,22 +331,11 @@ def _guard_loaded_bindings(nest, idx, cons: list[str], f: For, l_anc: tuple, nam
     for lp in outer + fors:
         an.bind(lp.loop_var, Range(lp.min, lp.extent))
 
-    def out_of_bounds(facts: list) -> list:
-        bad = []
-        for ld in loads:
-            for i, d in zip(ld.indices, ld.buffer.shape):
-                ok = an.can_prove(GE(i, IntImm(0, i.dtype))) and an.can_prove(LT(i, d))
-                for fact in facts:
-                    if ok:
-                        break
-                    with an.constraint(fact):
-                        ok = an.can_prove(GE(i, IntImm(0, i.dtype))) and an.can_prove(LT(i, d))
-                if not ok:
-                    bad.append(ld)
-                    break
-        return bad
+    def out_of_bounds() -> list:
+        return [ld for ld in loads if not all(an.can_prove(GE(i, IntImm(0, i.dtype))) and an.can_prove(LT(i, d))
+                                              for i, d in zip(ld.indices, ld.buffer.shape))]
 
-    if not out_of_bounds([]):
+    if not out_of_bounds():
         return nest
     around = {id(lp.loop_var) for lp in outer}
     guards = None
@@ -357,11 +344,14 @@ def _guard_loaded_bindings(nest, idx, cons: list[str], f: For, l_anc: tuple, nam
                  if all(id(v) in around for v in collect_vars(t))]
         guards = terms if guards is None else [t for t in guards if any(structural_equal(t, u) for u in terms)]
     guard = logical_and(*guards) if guards else None
-    bad = out_of_bounds([guard]) if guard is not None else out_of_bounds([])
-    n = len(loads)
-    _Loads().visit(realize.predicate)   # a predicate's terms are all evaluated: a guard cannot protect them
-    if bad or len(loads) > n:
-        ld = bad[0] if bad else loads[n]
+    if guard is None:
+        bad = out_of_bounds()
+    else:
+        with an.constraint(guard):
+            bad = out_of_bounds()
+    in_predicate = loads_in(realize.predicate)   # a predicate's terms are all evaluated: a guard cannot protect them
+    if bad or in_predicate:
+        ld = bad[0] if bad else in_predicate[0]
         where = "" if bad else (f" in its predicate `{realize.predicate}`, whose terms are all evaluated, so the "
                                 f"consumers' guard `{guard}` cannot keep it from running")
         raise ComputeLocationError(
@@ -1036,22 +1026,14 @@ def _check_no_matched_reads(idx, buf, readers: list, name: str) -> None:
     Inlining replaces loads of ``buf``; a view reads it without a load of ``buf`` to replace, so the
     reader would read a buffer nothing writes any more (NaN after ``tensorize`` then ``compute_inline``
     of its padded operand)."""
-    from ..ir.functor import Visitor
-
-    class _Matches(Visitor):
-        found = None
-
-        def visit_Block(self, b: Block):
-            for m in b.match_buffers:
-                if m.source.buffer is buf and self.found is None:
-                    self.found = b.name
-            self.generic_visit(b)
+    from ..ir.functor import post_order_visit
 
     for r in readers:
-        v = _Matches()
-        v.visit(idx.block(r))
-        if v.found is not None:
-            raise InlineError(f"cannot inline block {name}: block {v.found} reads {buf.name} through a "
+        viewers: list = []
+        post_order_visit(idx.block(r), lambda n: viewers.append(n.name) if isinstance(n, Block) and any(
+            m.source.buffer is buf for m in n.match_buffers) else None)
+        if viewers:
+            raise InlineError(f"cannot inline block {name}: block {viewers[0]} reads {buf.name} through a "
                               f"match_buffer view (as a tensorized block does), which inlining cannot rewrite",
                               node=idx.realize(r))
 
