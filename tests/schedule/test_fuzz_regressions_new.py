@@ -485,3 +485,61 @@ def test_cache_inplace_of_a_buffer_only_the_block_writes_is_refused():
         sch.cache_inplace(outer, read_buffer_index=1, scope="shared")
     assert sch.func is before
     _run_both(sch.func, case)
+
+
+def _partitioned_row_sum():
+    A = te.placeholder((4, 16), name="A")
+    P = te.compute((4, 16), lambda i, k: A[i, k] * 2.0, name="P")
+    k = te.reduce_axis((0, 16), name="k")
+    S = te.compute((4,), lambda i: te.sum(P[i, k], axis=k), name="S")
+    sch = wb.Schedule(wb.create_prim_func([A, S]))
+    _, kl = sch.get_loops(sch.get_block("S"))
+    sch.loop_partition(kl, factors=[13])
+    a = np.random.default_rng(0).standard_normal((4, 16)).astype("float32")
+    return sch, a, (a * 2.0).sum(axis=1)
+
+
+@pytest.mark.parametrize("preserve", [False, True])
+def test_reverse_compute_at_of_a_reduction_partition_piece_runs_only_its_iterations(preserve):
+    """loop_partition cuts a row sum's k loop at 13: the piece S_k0 keeps the domain reduce(16) but runs k in
+    0..12. reverse_compute_at of it under the producer's k loop ran it for all 16 values of k, and the piece
+    S_k1 added 13..15 again (fuzzer seed 121227001771, on layer_norm after pad_einsum). The moved piece now
+    keeps `k < 13` as a predicate; the result matches numpy."""
+    sch, a, expected = _partitioned_row_sum()
+    _, pk = sch.get_loops(sch.get_block("P"))
+    sch.reverse_compute_at(sch.get_block("S_k0"), pk, preserve_unit_loops=preserve)
+    moved = sch.get(sch.get_block("S_k0"))
+    assert moved.name == "S_k0"
+    for run in (lambda *x: evaluate(sch.func, *x), wb.build(sch.func, target="llvm")):
+        out = np.zeros(4, "float32")
+        run(a, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+
+def test_reindex_cache_read_indexed_by_a_cached_buffer_goes_after_that_cache():
+    """take reads table[min(max(ids_shared[v], 0), 19), :] after a cache_read of ids. reindex_cache_read of
+    table put its copy first in the function, before ids_shared was filled, so it gathered rows by garbage
+    (fuzzer seed 121227002541). The copy goes after the block writing ids_shared; the result matches numpy."""
+    case = op_library.OPS["take"]()
+    sch = wb.Schedule(case.func)
+    sch.cache_read(sch.get_block("take"), 1, "shared")
+    copy = sch.reindex_cache_read(sch.get_block("take"), 0, "local", lambda v0, v1: (v1, v0))
+    text = sch.func.script()
+    assert text.index('wb.block("ids_shared")') < text.index(f'wb.block("{sch.get(copy).name}")')
+    _run_both(sch.func, case)
+
+
+def test_reindex_cache_read_indexed_by_a_buffer_written_in_the_same_nest_is_refused():
+    """The same after reverse_compute_at moved take under ids_shared's loop: no place is after the writer and
+    before the reader, so it is refused and the program is unchanged."""
+    case = op_library.OPS["take"]()
+    sch = wb.Schedule(case.func)
+    ids_copy = sch.cache_read(sch.get_block("take"), 1, "shared")
+    (loop,) = sch.get_loops(ids_copy)
+    sch.reverse_compute_at(sch.get_block("take"), loop)
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match="indexed by ids_shared, which block ids_shared writes in the same"):
+        sch.reindex_cache_read(sch.get_block("take"), 0, "local", lambda v0, v1: (v1, v0 // 4, v0 % 4))
+    assert sch.func is before
+    _run_both(sch.func, case)

@@ -88,21 +88,57 @@ def _through_whole_writer(idx, scope, f: For, mine: str, other: str, kind: str, 
     return True
 
 
-def _domain_conds(val, lo_lin, hi_lin, iv, outer: dict, loops: list) -> list:
-    """Conditions keeping ``val`` (covering ``lo_lin..hi_lin``) inside ``iv``'s domain where the
-    loops may take it outside: the last tile of a split that does not divide the extent, also a
-    symbolic one (``i_0 * 32 + ax0 < n``)."""
+def _domain_conds(val, lo_lin, hi_lin, first, end, outer: dict, loops: list) -> list:
+    """Conditions keeping ``val`` (covering ``lo_lin..hi_lin``) inside ``[first, end)`` (the axis's
+    domain, or the part of it the block ran where it was) where the loops may take it outside: the
+    last tile of a split that does not divide the extent, also a symbolic one (``i_0 * 32 + ax0 < n``)."""
     an = Analyzer()
     for lp in loops:
         an.bind(lp.loop_var, Range(lp.min, lp.extent))
     lo_b, _ = lin_bounds(lo_lin, outer)
     _, hi_b = lin_bounds(hi_lin, outer)
-    end = an.simplify(iv.dom.min + iv.dom.extent)
     out = []
-    if not an.can_prove(to_expr(lo_b) >= iv.dom.min):
-        out.append(GE(val, iv.dom.min))
+    if not an.can_prove(to_expr(lo_b) >= first):
+        out.append(GE(val, first))
     if not an.can_prove(to_expr(hi_b) < end):
         out.append(LT(val, end))
+    return out
+
+
+def _range_conds(val, first, end, loops: list, new_loops: list) -> list:
+    """Conditions keeping ``val`` over the new loops inside ``[first, end)`` where it may leave it."""
+    an = Analyzer()
+    for lp in loops:
+        an.bind(lp.loop_var, Range(lp.min, lp.extent))
+    for v, e in new_loops:
+        an.bind(v, Range(IntImm(0, v.dtype), e))
+    out = []
+    if not an.can_prove(GE(val, first)):
+        out.append(GE(val, first))
+    if not an.can_prove(LT(val, end)):
+        out.append(LT(val, end))
+    return out
+
+
+def _current_cover(sch, realize: BlockRealize) -> dict:
+    """``{v: (first, end)}`` for each axis whose bindings, where the block is now, reach only part of
+    its domain: a piece of ``loop_partition`` keeps the whole domain (``wb.axis.reduce(16, k0)``) but
+    its loop runs ``k0`` over 0..12 only. Moved elsewhere, the block must still run just those
+    iterations: the other piece computes the rest (for a reduction, running them twice adds twice)."""
+    an = Analyzer()
+    for a in sch.index().blocks[realize.block.name][1]:
+        if isinstance(a, For):
+            an.bind(a.loop_var, Range(a.min, a.extent))
+    out = {}
+    for iv, val in zip(realize.block.iter_vars, realize.iter_values):
+        lo, ext = as_int(iv.dom.min), as_int(iv.dom.extent)
+        if lo is None or ext is None:
+            continue
+        b = an.const_int_bound(val)
+        first = b.min_value if isinstance(b.min_value, int) and b.min_value > lo else lo
+        last = b.max_value if isinstance(b.max_value, int) and b.max_value < lo + ext - 1 else lo + ext - 1
+        if (first, last) != (lo, lo + ext - 1) and first <= last:
+            out[iv.var] = (IntImm(first, iv.var.dtype), IntImm(last + 1, iv.var.dtype))
     return out
 
 
@@ -114,6 +150,7 @@ def _new_nest(sch, realize: BlockRealize, dims: dict, loop: For, l_anc: tuple, p
     bindings, new_loops, conds = [], [], []
     loops = [a for a in l_anc if isinstance(a, For)] + [loop]
     order = [lp.loop_var for lp in loops]
+    cover = _current_cover(sch, realize)
     for iv in blk.iter_vars:
         rng = dims.get(iv.var)
         ext = None
@@ -135,8 +172,11 @@ def _new_nest(sch, realize: BlockRealize, dims: dict, loop: For, l_anc: tuple, p
             new_loops.append((v, ext_e))
             val = v if as_int(lo_e) == 0 else lo_e + v
         bindings.append(val)
+        first, end = cover.get(iv.var, (iv.dom.min, Analyzer().simplify(iv.dom.min + iv.dom.extent)))
         if lo_lin is not None:
-            conds += _domain_conds(val, lo_lin, rng[1], iv, outer, loops)
+            conds += _domain_conds(val, lo_lin, rng[1], first, end, outer, loops)
+        elif iv.var in cover:
+            conds += _range_conds(val, first, end, loops, new_loops)
     conds += _own_conditions(sch, realize, bindings, loops)
     pred = logical_and(*conds) if conds else IntImm(1, "bool")
     body = BlockRealize(tuple(bindings), pred, blk)
@@ -754,7 +794,7 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
                     f"cannot reverse-compute block {name} at loop {ln}: its producers write different parts of what "
                     f"it reads per iteration of that loop, so no range of {v.name} is ready there", node=f)
             iv_dims[v] = rng
-    _check_domain_covered(realize, iv_dims, f, l_anc, name, ln)
+    _check_domain_covered(realize, iv_dims, f, l_anc, name, ln, _current_cover(sch, realize))
     nest = _new_nest(sch, realize, iv_dims, f, l_anc, preserve_unit_loops)
     new_loop = _insert(f, nest, idx, prods, before=False)
     new_func = replace_many(sch.func, {id(realize): None, id(f): new_loop})
@@ -762,10 +802,12 @@ def reverse_compute_at(sch, block, loop, preserve_unit_loops: bool = False) -> O
     return Outcome(func=new_func)
 
 
-def _check_domain_covered(realize: BlockRealize, dims: dict, f: For, l_anc: tuple, name: str, ln: str) -> None:
+def _check_domain_covered(realize: BlockRealize, dims: dict, f: For, l_anc: tuple, name: str, ln: str,
+                          cover: dict) -> None:
     """Over all iterations of the loops down to ``f``, the ranges the moved block gets must reach both ends of
-    each of its axes' domains: a block after only some of its producers (one piece of a ``loop_partition``
-    writes elements 3..7, another 0..2 before the loop) would otherwise never run the other iterations."""
+    each of its axes' domains (or of the part ``cover`` says it ran where it was): a block after only some of
+    its producers (one piece of a ``loop_partition`` writes elements 3..7, another 0..2 before the loop)
+    would otherwise never run the other iterations."""
     loops = [a for a in l_anc if isinstance(a, For)] + [f]
     order = [lp.loop_var for lp in loops]
     an = Analyzer()
@@ -774,6 +816,8 @@ def _check_domain_covered(realize: BlockRealize, dims: dict, f: For, l_anc: tupl
     for iv in realize.block.iter_vars:
         rng = dims.get(iv.var)
         low, extent = as_int(iv.dom.min), as_int(iv.dom.extent)
+        if iv.var in cover:
+            low, extent = cover[iv.var][0].value, cover[iv.var][1].value - cover[iv.var][0].value
         if rng is None or low is None or extent is None:
             continue
         first = an.const_int_bound(to_expr(rng[0], order)).min_value

@@ -456,6 +456,8 @@ def _reindex_cache(sch, block, index: int, storage_scope: str, index_map, kind: 
     if kind == "read":
         _check_read_in_bounds(blk, buf, indices, what, realize)
         at = _read_position(idx, sc, top, buf, blk, writers, what)
+        for ibuf in _buffers_loaded_in(indices):
+            at = max(at, _index_read_position(idx, sc, top, ibuf, blk, what))
     else:
         _check_only_writer(idx, sc, top, blk, buf, writers, readers, realize, what)
         _check_no_garbage(blk, buf, realize, what, f"sch.cache_inplace(block, k, {storage_scope!r}) caches a buffer "
@@ -497,6 +499,31 @@ def _read_position(idx, sc, top, buf: Buffer, blk: Block, writers: list, what: s
         raise DependenceError(f"{what}: block {blk.name} runs before block {in_scope[-1]} writes {buf.name}, and "
                               "the copy can only go after the last writer, too late for it",
                               detail="cache_read has the same rule.", node=last[0])
+    return _position(sc, wtop) + 1
+
+
+def _buffers_loaded_in(indices) -> list[Buffer]:
+    """The buffers an index reads (``ids_shared`` in ``table[min(max(ids_shared[v0], 0), 19), v1]``)."""
+    from ..ir.functor import post_order_visit
+
+    found: dict = {}
+    post_order_visit(indices, lambda n: found.setdefault(id(n.buffer), n.buffer) if isinstance(n, BufferLoad) else None)
+    return list(found.values())
+
+
+def _index_read_position(idx, sc, top, ibuf: Buffer, blk: Block, what: str) -> int:
+    """The first place a copy that loads ``ibuf`` in its indices can go: after the last block of the scope
+    writing ``ibuf`` (take's ``table[ids_shared[v0], v1]`` is copied after the block filling ``ids_shared``)."""
+    writers, _ = buffer_users(idx, ibuf)
+    in_scope = [w for w in writers if w in idx.blocks_in_scope(sc) and w != blk.name]
+    if not in_scope:
+        return 0
+    last = idx.blocks[in_scope[-1]]
+    wtop = _top_stmt(last[1], sc, last[0])
+    if wtop is top:
+        raise DependenceError(f"{what}: the read is indexed by {ibuf.name}, which block {in_scope[-1]} writes in the "
+                              "same loop nest, so the copy cannot go after it and before the block",
+                              detail="cache first, then move blocks with compute_at.", node=last[0])
     return _position(sc, wtop) + 1
 
 
