@@ -543,3 +543,39 @@ def test_reindex_cache_read_indexed_by_a_buffer_written_in_the_same_nest_is_refu
         sch.reindex_cache_read(sch.get_block("take"), 0, "local", lambda v0, v1: (v1, v0 // 4, v0 % 4))
     assert sch.func is before
     _run_both(sch.func, case)
+
+
+@wb.prim_func
+def _gather_then_ids_rewritten(table: wb.Buffer((20, 8), "float32"), ids: wb.Buffer((5,), "int32"),
+                               out: wb.Buffer((5, 8), "float32"), ids_after: wb.Buffer((5,), "int32")):
+    ids_s = wb.alloc_buffer((5,), "int32")
+    for i in wb.serial(5):
+        with wb.block("ids_s"):
+            v = wb.axis.remap("S", [i])
+            ids_s[v] = ids[v]
+    for i, j in wb.grid(5, 8):
+        with wb.block("take"):
+            vi, vj = wb.axis.remap("SS", [i, j])
+            out[vi, vj] = table[wb.min(wb.max(ids_s[vi], 0), 19), vj]
+    for i in wb.serial(5):
+        with wb.block("ids_s_again"):
+            v = wb.axis.remap("S", [i])
+            ids_s[v] = 19 - ids[v]
+    for i in wb.serial(5):
+        with wb.block("ids_after"):
+            v = wb.axis.remap("S", [i])
+            ids_after[v] = ids_s[v]
+
+
+def test_reindex_cache_read_indexed_by_a_buffer_goes_after_its_writers_before_the_block_only():
+    """A block rewriting the index buffer after the gather does not move the copy past the gather."""
+    sch = wb.Schedule(_gather_then_ids_rewritten)
+    sch.reindex_cache_read(sch.get_block("take"), 0, "global", lambda v0, v1: (v1, v0))
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((20, 8)).astype("float32")
+    ids = rng.integers(0, 20, 5).astype("int32")
+    for run in (lambda *x: evaluate(sch.func, *x), wb.build(sch.func, target="llvm")):
+        out, after = np.zeros((5, 8), "float32"), np.zeros(5, "int32")
+        run(table, ids, out, after)
+        np.testing.assert_array_equal(out, table[ids])
+        np.testing.assert_array_equal(after, 19 - ids)

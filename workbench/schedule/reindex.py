@@ -487,19 +487,14 @@ def _read_position(idx, sc, top, buf: Buffer, blk: Block, writers: list, what: s
                                     "its own updates", detail="cache_inplace caches a buffer updated in place.",
                                     node=idx.blocks[blk.name][0])
     in_scope = [w for w in writers if w in idx.blocks_in_scope(sc)]
-    if not in_scope:
-        return 0
-    last = idx.blocks[in_scope[-1]]
-    wtop = _top_stmt(last[1], sc, last[0])
-    if wtop is top:
-        raise DependenceError(f"{what}: block {in_scope[-1]} writes {buf.name} in the same loop nest, so a copy "
-                              "cannot go between them", detail="cache first, then move blocks with compute_at.",
-                              node=last[0])
-    if _position(sc, top) < _position(sc, wtop):
-        raise DependenceError(f"{what}: block {blk.name} runs before block {in_scope[-1]} writes {buf.name}, and "
-                              "the copy can only go after the last writer, too late for it",
-                              detail="cache_read has the same rule.", node=last[0])
-    return _position(sc, wtop) + 1
+    if in_scope:
+        last = idx.blocks[in_scope[-1]]
+        if _position(sc, top) < _position(sc, _top_stmt(last[1], sc, last[0])):
+            raise DependenceError(f"{what}: block {blk.name} runs before block {in_scope[-1]} writes {buf.name}, "
+                                  "and the copy can only go after the last writer, too late for it",
+                                  detail="cache_read has the same rule.", node=last[0])
+    return _after_writers(idx, sc, top, in_scope, f"{what}: block {{w}} writes {buf.name} in the same loop nest, "
+                          "so a copy cannot go between them")
 
 
 def _buffers_loaded_in(indices) -> list[Buffer]:
@@ -512,18 +507,25 @@ def _buffers_loaded_in(indices) -> list[Buffer]:
 
 
 def _index_read_position(idx, sc, top, ibuf: Buffer, blk: Block, what: str) -> int:
-    """The first place a copy that loads ``ibuf`` in its indices can go: after the last block of the scope
-    writing ``ibuf`` (take's ``table[ids_shared[v0], v1]`` is copied after the block filling ``ids_shared``)."""
+    """The first place a copy that loads ``ibuf`` in its indices can go: after the blocks of the scope writing
+    ``ibuf`` before the block (take's ``table[ids_shared[v0], v1]`` is copied after ``ids_shared`` is filled)."""
     writers, _ = buffer_users(idx, ibuf)
-    in_scope = [w for w in writers if w in idx.blocks_in_scope(sc) and w != blk.name]
-    if not in_scope:
+    before = [w for w in writers if w in idx.blocks_in_scope(sc) and w != blk.name
+              and _position(sc, _top_stmt(idx.blocks[w][1], sc, idx.blocks[w][0])) <= _position(sc, top)]
+    return _after_writers(idx, sc, top, before, f"{what}: the read is indexed by {ibuf.name}, which block {{w}} "
+                          "writes in the same loop nest, so the copy cannot go after it and before the block")
+
+
+def _after_writers(idx, sc, top, writers: list[str], same_nest: str) -> int:
+    """The position in scope ``sc`` just after the top-level statement holding the last of ``writers`` (0 when
+    none); refused, with ``same_nest`` naming the writer, where that statement is ``top``, the block's own nest."""
+    if not writers:
         return 0
-    last = idx.blocks[in_scope[-1]]
+    last = idx.blocks[writers[-1]]
     wtop = _top_stmt(last[1], sc, last[0])
     if wtop is top:
-        raise DependenceError(f"{what}: the read is indexed by {ibuf.name}, which block {in_scope[-1]} writes in the "
-                              "same loop nest, so the copy cannot go after it and before the block",
-                              detail="cache first, then move blocks with compute_at.", node=last[0])
+        raise DependenceError(same_nest.format(w=writers[-1]), detail="cache first, then move blocks with compute_at.",
+                              node=last[0])
     return _position(sc, wtop) + 1
 
 
