@@ -579,3 +579,53 @@ def test_reindex_cache_read_indexed_by_a_buffer_goes_after_its_writers_before_th
         run(table, ids, out, after)
         np.testing.assert_array_equal(out, table[ids])
         np.testing.assert_array_equal(after, 19 - ids)
+
+
+def _rolled_max_pool():
+    case = op_library.OPS["max_pool2d"]()
+    sch = wb.Schedule(case.func)
+    pad = sch.get_block("max_pool2d_pad")
+    _, _, _, xx, _, _ = sch.get_loops(sch.get_block("max_pool2d"))
+    xx_0, _ = sch.split(xx, factors=[None, 2])
+    sch.compute_at(pad, xx_0)
+    sch.rolling_buffer(pad, 0)
+    return case, sch
+
+
+def test_reorder_that_breaks_rolling_buffer_reuse_is_refused():
+    """After rolling_buffer, max_pool2d_pad runs only where `(yy < 1 or ax0 >= 1) and (xx_0 < 1 or ax1 >= 1)`:
+    it skips the row and column the previous iteration computed. reorder moved the column tile loop xx_0
+    outside yy; the rows cycling through the 3-row window then overwrote column 4 before xx_0 = 1 read it
+    (3 of 32 outputs wrong: fuzzer seed 121230005540). Refused; the program is unchanged and right."""
+    case, sch = _rolled_max_pool()
+    nn, cc, yy, xx_0, _, _ = sch.get_loops(sch.get_block("max_pool2d_pad"))
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match="rolling_buffer's reuse"):
+        sch.reorder(xx_0, nn, yy, cc)
+    assert sch.func is before
+    _run_both(sch.func, case)
+
+
+def test_reorder_of_loops_the_rolling_buffer_reuse_does_not_use_still_applies():
+    case, sch = _rolled_max_pool()
+    nn, cc, _, _, _, _ = sch.get_loops(sch.get_block("max_pool2d_pad"))
+    sch.reorder(cc, nn)
+    _run_both(sch.func, case)
+
+
+@pytest.mark.parametrize("how", ["parallel", "bind"])
+def test_parallel_loop_over_rolling_buffer_reuse_is_refused(how):
+    """The same reuse makes iteration xx_0 = 1 read column 4, which iteration xx_0 = 0 computed: run at once
+    (CPU threads, GPU threads) they race. Found while fixing seed 121230005540; the interpreter runs parallel
+    loops in order, so only this refusal protects the native build."""
+    case, sch = _rolled_max_pool()
+    _, cc, _, xx_0, _, _ = sch.get_loops(sch.get_block("max_pool2d_pad"))
+    before = sch.func
+    with pytest.raises(wb.ScheduleError, match="skips elements an earlier iteration of it computed"):
+        if how == "parallel":
+            sch.parallel(xx_0)
+        else:
+            sch.bind(xx_0, "threadIdx.x")
+    assert sch.func is before
+    sch.parallel(cc)          # the channel loop is not in the reuse: still allowed
+    _run_both(sch.func, case)

@@ -13,7 +13,7 @@ from ..ir.node import FrozenDict
 from ..ir.stmt import THREAD_TAGS, Block, BlockRealize, BufferRegion, ForKind, IterType
 from .errors import ReductionLoopError, ScheduleArgumentError, AccessRegionError
 from .legality import check_thread_extents
-from .loop_legality import check_iterations_independent
+from .loop_legality import check_iterations_independent, check_no_reuse_across
 from .state import Outcome
 from .trace import BlockRV, IndexMapText, LoopRV
 from .tree import all_realizes, rebuild, replace_many
@@ -41,6 +41,8 @@ def _set_kind(sch, loop, kind: ForKind, what: str, thread: str | None = None) ->
         f, anc = _check_spatial(sch, loop, what)
     if kind in (ForKind.PARALLEL, ForKind.VECTORIZED):
         check_iterations_independent(f, what)
+    if kind != ForKind.UNROLLED:
+        check_no_reuse_across(f, what)
     new = f.replace(kind=kind, thread=thread)
     return Outcome(func=rebuild(sch.func, anc, f, new))
 

@@ -87,6 +87,61 @@ def check_init_stays_first(realizes: Iterable[BlockRealize], chain: list[For], n
                                "loops before fusing them, or fuse only loops of one kind.")
 
 
+def check_reuse_order_kept(realizes: Iterable[BlockRealize], chain: list[For], new_chain: list[For],
+                           what: str) -> None:
+    """Refuse a reorder that moves a loop used in a disjunction of a block's predicate.
+
+    ``rolling_buffer`` makes a producer skip what an earlier iteration computed,
+    ``wb.where(yy < 1 or ax0 >= 1)``: the skipped elements are those still held from the
+    previous iteration *in the current loop order*. Moved past another loop (the column tile
+    loop outside the rolled row loop), the rows cycling through the rolled window overwrite
+    them before they are read again. Predicates that only guard a domain are conjunctions
+    and are not affected.
+    """
+    from ..ir.expr import Or
+    from ..ir.functor import post_order_visit
+
+    old_pos = {id(f.loop_var): k for k, f in enumerate(chain)}
+    new_pos = {id(f.loop_var): k for k, f in enumerate(new_chain)}
+    moved = {k for k in old_pos
+             if any((old_pos[k] < old_pos[o]) != (new_pos[k] < new_pos[o]) for o in old_pos if o != k)}
+    for realize in realizes:
+        ors: list = []
+        post_order_visit(realize.predicate, lambda n: ors.append(n) if isinstance(n, Or) else None)
+        for term in ors:
+            hit = [v for v in collect_vars(term) if id(v) in moved]
+            if hit:
+                raise DependenceError(
+                    f"cannot {what}: block {realize.block.name} runs only where `{term}`, which skips elements an "
+                    f"earlier iteration computed (rolling_buffer's reuse) and holds only in the current order of "
+                    f"loop {hit[0].name}", node=realize,
+                    detail="Reorder the loops before rolling_buffer.")
+
+
+def check_no_reuse_across(f: For, what: str) -> None:
+    """Refuse to run the iterations of ``f`` at once when a block under it skips, by a disjunction in its
+    predicate over ``f`` (``rolling_buffer``'s ``wb.where(xx_0 < 1 or ax1 >= 1)``), elements an earlier
+    iteration of ``f`` computed for a reader also under ``f``: that reader would race with the iteration
+    that writes them."""
+    from ..ir.expr import Or
+    from ..ir.functor import post_order_visit
+
+    blocks = all_realizes(f.body)
+    for realize in blocks:
+        ors: list = []
+        post_order_visit(realize.predicate, lambda n: ors.append(n) if isinstance(n, Or) else None)
+        if not any(uses_var(term, f.loop_var) for term in ors):
+            continue
+        written = {id(w.buffer) for w in realize.block.writes}
+        readers = [r.block.name for r in blocks if r is not realize
+                   and any(id(rd.buffer) in written for rd in r.block.reads)]
+        if readers:
+            raise DependenceError(
+                f"cannot {what} loop {f.loop_var.name}: block {realize.block.name} skips elements an earlier "
+                f"iteration of it computed (its predicate `{realize.predicate}`, from rolling_buffer), and block "
+                f"{readers[0]} reads them, so its iterations depend on each other", node=f)
+
+
 # parallel / vectorize ----------------------------------------------------------------------
 def _loops_below(f: For) -> list[For]:
     """Every loop inside ``f`` that is not inside a nested block."""

@@ -28,7 +28,7 @@ from ..ir.expr import (
 from ..ir.functor import collect_vars, post_order_visit, substitute, uses_var
 from ..ir.stmt import Block, BlockRealize, For, ForKind, IfThenElse, SeqStmt
 from .errors import DependenceError, NotAChainError, ScheduleArgumentError
-from .loop_legality import check_init_stays_first, check_plain_loop
+from .loop_legality import check_init_stays_first, check_plain_loop, check_reuse_order_kept
 from .primitive import primitive
 from .state import Outcome
 from .trace import BlockRV, LoopRV
@@ -460,6 +460,7 @@ def reorder(sch, *loops: LoopRV) -> Outcome:
 
     check_affine(all_realizes(top), f"reorder loops {names}")
     check_init_stays_first(all_realizes(top), chain, new_chain, f"reorder loops {names}")
+    check_reuse_order_kept(all_realizes(top), chain, new_chain, f"reorder loops {names}")
     body = chain[-1].body
     for f in reversed(new_chain):
         body = f.replace(body=body)
