@@ -87,6 +87,16 @@ def check_init_stays_first(realizes: Iterable[BlockRealize], chain: list[For], n
                                "loops before fusing them, or fuse only loops of one kind.")
 
 
+def _disjunctions(pred) -> list:
+    """The ``or`` terms anywhere in a predicate (rolling_buffer's reuse conditions)."""
+    from ..ir.expr import Or
+    from ..ir.functor import post_order_visit
+
+    found: list = []
+    post_order_visit(pred, lambda n: found.append(n) if isinstance(n, Or) else None)
+    return found
+
+
 def check_reuse_order_kept(realizes: Iterable[BlockRealize], chain: list[For], new_chain: list[For],
                            what: str) -> None:
     """Refuse a reorder that moves a loop used in a disjunction of a block's predicate.
@@ -98,16 +108,12 @@ def check_reuse_order_kept(realizes: Iterable[BlockRealize], chain: list[For], n
     them before they are read again. Predicates that only guard a domain are conjunctions
     and are not affected.
     """
-    from ..ir.expr import Or
-    from ..ir.functor import post_order_visit
-
     old_pos = {id(f.loop_var): k for k, f in enumerate(chain)}
     new_pos = {id(f.loop_var): k for k, f in enumerate(new_chain)}
     moved = {k for k in old_pos
              if any((old_pos[k] < old_pos[o]) != (new_pos[k] < new_pos[o]) for o in old_pos if o != k)}
     for realize in realizes:
-        ors: list = []
-        post_order_visit(realize.predicate, lambda n: ors.append(n) if isinstance(n, Or) else None)
+        ors = _disjunctions(realize.predicate)
         for term in ors:
             hit = [v for v in collect_vars(term) if id(v) in moved]
             if hit:
@@ -123,13 +129,9 @@ def check_no_reuse_across(f: For, what: str) -> None:
     predicate over ``f`` (``rolling_buffer``'s ``wb.where(xx_0 < 1 or ax1 >= 1)``), elements an earlier
     iteration of ``f`` computed for a reader also under ``f``: that reader would race with the iteration
     that writes them."""
-    from ..ir.expr import Or
-    from ..ir.functor import post_order_visit
-
     blocks = all_realizes(f.body)
     for realize in blocks:
-        ors: list = []
-        post_order_visit(realize.predicate, lambda n: ors.append(n) if isinstance(n, Or) else None)
+        ors = _disjunctions(realize.predicate)
         if not any(uses_var(term, f.loop_var) for term in ors):
             continue
         written = {id(w.buffer) for w in realize.block.writes}
